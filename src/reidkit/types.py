@@ -29,6 +29,9 @@ class Split:
     train: list[Record]
     query: list[Record]
     gallery: list[Record]
+    # "reid": image query vs image gallery (cross-camera protocol); "text": caption queries vs image gallery;
+    # "fine_grained": class-disjoint retrieval, the test set is both query and gallery (Recall@K).
+    protocol: str = "reid"
 
     @property
     def num_train_ids(self) -> int:
