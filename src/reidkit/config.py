@@ -1,0 +1,277 @@
+"""Strict YAML -> frozen dataclasses, `key.sub=value` overrides, and dump().
+
+A recipe lists only what differs from the defaults. Unknown keys and wrong types raise with the valid choices.
+Method-specific settings live under `method:`; `method.name` picks the dataclass from METHOD_CONFIGS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reidkit.utils import atomic_write
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it is loaded."""
+
+    format: str = "synthetic"  # a reader name (`reidkit datasets list`) or "synthetic"
+    root: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. {train_split: val}
+    height: int = 256
+    width: int = 128
+    p: int = 16  # identities per batch
+    k: int = 4  # images per identity
+    flip: float = 0.5
+    pad: int = 10
+    erasing: float = 0.5
+    color_jitter: float = 0.0
+    workers: int = 2
+    test_batch_size: int = 128
+    val_ids: int = 0  # identities carved from *training* ids for model selection (0 = none)
+    few_shot: int = 0  # keep at most N images per training identity/class (0 = all)
+    synthetic_ids: int = 200
+    synthetic_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet50"
+    weights: str | None = None  # None, "imagenet", or a state-dict file
+    last_stride: int = 1
+    pooling: str = "avg"  # avg | gem | max
+    neck: bool = True  # BNNeck between feature and classifier
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    epochs: int = 120
+    iters_per_epoch: int = 0  # 0 = one pass of the sampler
+    warmup_epochs: int = 10
+    warmup_factor: float = 0.01
+    schedule: str = "multistep"  # multistep | cosine | constant
+    milestones: tuple[int, ...] = (40, 70)
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    amp: bool = True  # used only on CUDA
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 10  # evaluate on the validation ids every N epochs (0 = only at the end)
+    centroids: bool = False
+    rerank: bool = False
+    metric: str = "cosine"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    out_dir: str = "runs/default"
+    device: str = "auto"
+    resume: bool = False
+    tensorboard: bool = False
+    log_every: int = 20
+    max_steps: int = 0  # stop after N optimiser steps in total (0 = no limit); for tests and smoke runs
+
+
+@dataclass(frozen=True)
+class CTLConfig:
+    """Supervised BNNeck baseline (+ Centroid Triplet Loss)."""
+
+    name: str = "ctl"
+    centroid_triplet: bool = True
+    margin: float = 0.5
+    label_smoothing: float = 0.1
+    center_weight: float = 5e-4
+    center_lr: float = 0.5
+    triplet_weight: float = 1.0
+    ce_weight: float = 1.0
+    ctl_weight: float = 1.0
+
+
+METHOD_CONFIGS: dict[str, type] = {"ctl": CTLConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: data, model, method, optimisation, evaluation, training."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: Any = field(default_factory=CTLConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A config key, name or value that does not fit the schema."""
+
+
+def register_method_config(cls: type) -> type:
+    """Add a method's config dataclass (its `name` default is the key)."""
+    METHOD_CONFIGS[cls.name] = cls  # type: ignore[attr-defined]
+    return cls
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert one YAML value to the annotated type."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} does not match {tp}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (inner, *_rest) = typing.get_args(tp)
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {names}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = f"{where}.{name}" if where else name
+        if cls is Config and name == "method":
+            kwargs[name] = _build_method(value, sub)
+        else:
+            kwargs[name] = _coerce(value, hints[name], sub)
+    return cls(**kwargs)
+
+
+def _build_method(data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with a `name`, got {data!r}")
+    name = data.get("name", "ctl")
+    if name not in METHOD_CONFIGS:
+        raise ConfigError(f"{where}.name: unknown method {name!r}; valid: {sorted(METHOD_CONFIGS)}")
+    return _build(METHOD_CONFIGS[name], data, where)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (tuples as lists), for YAML and checkpoints."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key}: {p} is not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """`a.b=value` strings -> (key, YAML-parsed value)."""
+    out = []
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"override {o!r}: expected key.sub=value")
+        key, raw = o.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw) if raw != "" else None))
+    return out
+
+
+def from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Build a Config from a nested dict plus `key.sub=value` overrides."""
+    data = dict(data or {})
+    method_name = None
+    for key, value in parse_overrides(overrides or []):
+        if key == "method.name":
+            method_name = value
+        _set_dotted(data, key, value)
+    if method_name is not None and isinstance(data.get("method"), dict):
+        data["method"]["name"] = method_name
+    return _build(Config, data, "")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a recipe YAML (only what differs from the defaults) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        with open(path) as fh:
+            loaded = yaml.safe_load(fh)
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = loaded or {}
+    try:
+        return from_dict(data, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{path or '<defaults>'}: {e}") from None
+
+
+def dump(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    with atomic_write(path, "w") as fh:
+        yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)

@@ -1,0 +1,100 @@
+"""P x K identity sampling: P identities, K images each, per batch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class PKSampler(Sampler[list[int]]):
+    """Yields batches of P identities x K images (a batch sampler for `DataLoader(batch_sampler=...)`).
+
+    An identity with at least K images contributes disjoint chunks of K images (sampling without replacement);
+    one with fewer than K contributes all its images once (no duplicates, so the batch may be smaller than P*K:
+    the losses mask, they don't need duplicates). With `camids`, each chunk prefers images from different
+    cameras (round-robin over cameras). Call `set_epoch(e)` for a new, reproducible order each epoch. With
+    `world_size > 1`, each rank takes every `world_size`-th batch. `num_batches` fixes the epoch length
+    (more passes are chained when one pass is shorter).
+    """
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        p: int,
+        k: int,
+        seed: int = 0,
+        camids: Sequence[int] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        num_batches: int = 0,
+    ) -> None:
+        if p < 1 or k < 1:
+            raise ValueError(f"PKSampler needs p >= 1 and k >= 1, got p={p}, k={k}")
+        self.pids = np.asarray(pids, dtype=np.int64)
+        self.camids = None if camids is None else np.asarray(camids, dtype=np.int64)
+        if self.camids is not None and self.camids.shape != self.pids.shape:
+            raise ValueError(f"camids has {self.camids.shape[0]} entries, pids has {self.pids.shape[0]}")
+        self.p, self.k, self.seed = p, k, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip, self.num_batches = 0, 0, num_batches
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, pid in enumerate(self.pids.tolist()):
+            if pid >= 0:  # negative pids (outliers, junk) are never sampled
+                groups[pid].append(i)
+        self.groups = {pid: np.asarray(ix) for pid, ix in sorted(groups.items())}
+        if len(self.groups) < p:
+            raise ValueError(f"PKSampler needs at least p={p} identities, the data has {len(self.groups)}")
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's order; the first `skip` batches are left out (resuming inside an epoch)."""
+        self.epoch, self.skip = epoch, skip
+
+    def _chunks(self, idx: np.ndarray, rng: np.random.Generator) -> list[list[int]]:
+        idx = rng.permutation(idx)
+        if self.camids is not None:  # interleave cameras so each chunk spans as many cameras as possible
+            cams = self.camids[idx]
+            order = np.argsort(cams, kind="stable")
+            rank_in_cam = np.empty(len(idx), dtype=np.int64)
+            for c in np.unique(cams):
+                members = np.flatnonzero(cams[order] == c)
+                rank_in_cam[order[members]] = np.arange(len(members))
+            idx = idx[np.lexsort((cams, rank_in_cam))]
+        if len(idx) <= self.k:
+            return [idx.tolist()]
+        n = len(idx) // self.k
+        return [idx[i * self.k : (i + 1) * self.k].tolist() for i in range(n)]
+
+    def _batches(self) -> list[list[int]]:
+        """One epoch: passes over the identities until `num_batches` (0 = exactly one pass)."""
+        batches: list[list[int]] = []
+        rnd = 0
+        while True:
+            batches += self._one_pass(np.random.default_rng([self.seed, self.epoch, rnd]))
+            rnd += 1
+            if not self.num_batches or len(batches) >= self.num_batches * self.world_size:
+                break
+        if self.num_batches:
+            batches = batches[: self.num_batches * self.world_size]
+        return batches[self.rank :: self.world_size]
+
+    def _one_pass(self, rng: np.random.Generator) -> list[list[int]]:
+        chunks = {pid: self._chunks(ix, rng) for pid, ix in self.groups.items()}
+        batches: list[list[int]] = []
+        available = [pid for pid, c in chunks.items() if c]
+        while len(available) >= self.p:
+            chosen = rng.choice(len(available), size=self.p, replace=False)
+            batch: list[int] = []
+            for j in chosen:
+                batch.extend(chunks[available[j]].pop())
+            batches.append(batch)
+            available = [pid for pid in available if chunks[pid]]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._batches()[self.skip :]
+
+    def __len__(self) -> int:
+        return max(len(self._batches()) - self.skip, 0)

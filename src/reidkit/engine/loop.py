@@ -1,0 +1,215 @@
+"""fit(): the whole training loop on one screen. Callbacks are plain functions of an event dict."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reidkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from reidkit.types import Batch, Record
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[dict[str, Any]], None]
+# make_loader(records, epoch, skip) -> the batches of that epoch, the first `skip` already left out.
+MakeLoader = Callable[[Sequence[Record], int, int], Iterable[Batch]]
+
+
+@dataclass
+class EpochContext:
+    """What a method may look at when an epoch starts (unsupervised methods re-cluster here)."""
+
+    epoch: int
+    epochs: int
+    records: Sequence[Record]
+    device: torch.device
+
+
+@dataclass
+class FitResult:
+    epochs_run: int
+    steps: int
+    best: float | None
+    last_metrics: dict[str, float]
+    stopped_early: bool
+
+
+class _Metrics:
+    """Appends one JSON object per line to metrics.jsonl (and TensorBoard when asked)."""
+
+    def __init__(self, out_dir: Path, tensorboard: bool) -> None:
+        self.path = out_dir / "metrics.jsonl"
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # optional dependency
+
+            self.tb = SummaryWriter(str(out_dir / "tb"))
+
+    def write(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "step", "event") and isinstance(v, int | float):
+                    self.tb.add_scalar(k, v, row.get("step", 0))
+
+
+def fit(
+    method: torch.nn.Module,
+    records: Sequence[Record],
+    make_loader: MakeLoader,
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    epochs: int,
+    device: torch.device,
+    out_dir: str | Path,
+    amp: bool = True,
+    grad_clip: float | None = None,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    select_metric: str = "mAP",
+    resume: bool = False,
+    log_every: int = 20,
+    max_steps: int = 0,
+    config: dict[str, Any] | None = None,
+    tensorboard: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train `method` (a reidkit Method) for `epochs`, checkpointing `last.pt` and `best.pt` in `out_dir`.
+
+    `resume=True` continues from `out_dir/last.pt` (model, optimisers, scheduler, AMP scaler, RNG, records and
+    position inside the epoch), so the loss curve continues where it stopped. `max_steps` stops after that
+    many optimiser steps in total and writes `last.pt` as a kill would leave it.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    method.to(device)
+    use_amp = amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    extra_opts: list[torch.optim.Optimizer] = list(method.extra_optimizers())
+    metrics = _Metrics(out_dir, tensorboard)
+    records = list(records)
+
+    start_epoch, skip, step, best = 0, 0, 0, None
+    last_eval: dict[str, float] = {}
+    restored_rng = None
+    if resume and (out_dir / "last.pt").is_file():
+        ckpt = load_checkpoint(out_dir / "last.pt", map_location=device)
+        method.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        for opt, st in zip(extra_opts, ckpt.get("extra_optimizers", []), strict=True):
+            opt.load_state_dict(st)
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, skip, step, best = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"], ckpt["best"]
+        records = list(ckpt["records"])
+        restored_rng = ckpt["rng"]
+        log.info("resumed from %s: epoch %d, batch %d, step %d", out_dir / "last.pt", start_epoch, skip, step)
+    elif resume:
+        log.info("resume asked but %s does not exist: starting fresh", out_dir / "last.pt")
+
+    def checkpoint(path: Path, epoch: int, batch_in_epoch: int) -> None:
+        save_checkpoint(path, {
+            "model": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "extra_optimizers": [o.state_dict() for o in extra_opts],
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rng_state(),
+            "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "best": best,
+            "records": records, "config": config, "metrics": last_eval,
+        })
+
+    def emit(event: dict[str, Any]) -> None:
+        for cb in callbacks:
+            cb(event)
+
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for epoch in range(start_epoch, epochs):
+        if skip == 0:
+            new = method.on_epoch_start(EpochContext(epoch, epochs, records, device))
+            if new is not None:
+                records = list(new)
+        loader = make_loader(records, epoch, skip)
+        if restored_rng is not None:  # after building the loader, exactly where the killed run was
+            set_rng_state(restored_rng)
+            restored_rng = None
+        method.train()
+        total = len(loader) + skip if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+        emit({"event": "epoch_start", "epoch": epoch, "epochs": epochs, "total": total, "done": skip})
+        sums: dict[str, float] = {}
+        n_batches = 0
+        t0 = time.perf_counter()
+        for i, batch in enumerate(loader, start=skip):
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                out = method.training_step(batch)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch} batch {i}: loss is {loss.item()} ({_fmt(out)})")
+            optimizer.zero_grad(set_to_none=True)
+            for o in extra_opts:
+                o.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            for o in extra_opts:
+                scaler.unscale_(o)
+            method.before_optimizer_step()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            scaler.step(optimizer)
+            for o in extra_opts:
+                scaler.step(o)
+            scaler.update()
+            method.after_optimizer_step(batch, out)
+            step += 1
+            n_batches += 1
+            parts = {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            lr = optimizer.param_groups[0]["lr"]
+            if log_every and step % log_every == 0:
+                metrics.write({"event": "step", "epoch": epoch, "step": step, "lr": lr, **parts})
+            emit({"event": "step", "epoch": epoch, "batch": i, "step": step, "lr": lr, **parts})
+            if max_steps and step >= max_steps:
+                checkpoint(out_dir / "last.pt", epoch, i + 1)
+                log.info("stopped at step %d (max_steps); resume with train.resume=true", step)
+                return FitResult(epoch, step, best, last_eval, stopped_early=True)
+        skip = 0
+        if scheduler is not None:
+            scheduler.step()
+        avg = {k: v / max(n_batches, 1) for k, v in sums.items()}
+        row = {"event": "epoch", "epoch": epoch, "step": step, "time_s": time.perf_counter() - t0, **avg}
+        row.update(getattr(method, "epoch_stats", lambda: {})())
+        metrics.write(row)
+        log.info("epoch %d/%d %s", epoch + 1, epochs, _fmt(avg))
+        is_last = epoch + 1 == epochs
+        if evaluate is not None and ((eval_every and (epoch + 1) % eval_every == 0) or is_last):
+            method.eval()
+            last_eval = evaluate(method)
+            metrics.write({"event": "eval", "epoch": epoch, "step": step, **last_eval})
+            log.info("eval epoch %d: %s", epoch + 1, _fmt(last_eval))
+            score = last_eval.get(select_metric)
+            if score is not None and not math.isnan(score) and (best is None or score > best):
+                best = score
+                checkpoint(out_dir / "best.pt", epoch + 1, 0)
+        emit({"event": "epoch_end", "epoch": epoch, **avg, **last_eval})
+        checkpoint(out_dir / "last.pt", epoch + 1, 0)
+    if evaluate is None or not (out_dir / "best.pt").exists():
+        checkpoint(out_dir / "best.pt", epochs, 0)  # no validation: the last model is the selected one
+    return FitResult(epochs - start_epoch, step, best, last_eval, stopped_early=False)
+
+
+def _fmt(d: dict[str, Any]) -> str:
+    return " ".join(f"{k}={float(v.detach() if torch.is_tensor(v) else v):.4f}" for k, v in d.items()
+                    if isinstance(v, int | float) or (torch.is_tensor(v) and v.dim() == 0))

@@ -1,0 +1,272 @@
+"""Turns a resolved Config into library calls: data, model, method, loaders, fit, evaluation.
+
+The CLI stays thin by calling these; everything here is also usable from a notebook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from reidkit.config import Config, CTLConfig, DataConfig, dump, to_dict
+from reidkit.data.dataset import ImageDataset, collate
+from reidkit.data.sampler import PKSampler
+from reidkit.data.transforms import build_transforms
+from reidkit.engine.checkpoint import load_checkpoint
+from reidkit.engine.loop import FitResult, fit
+from reidkit.engine.schedule import build_optimizer, build_scheduler
+from reidkit.evaluation import evaluate
+from reidkit.evaluation.extract import extract
+from reidkit.methods.base import Method
+from reidkit.types import Features, Record, Report, Split
+from reidkit.utils import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_split(data: DataConfig) -> Split:
+    """Read the configured dataset; "synthetic" writes the built-in set to the cache once and reads it."""
+    from reidkit.data.readers import read_split
+
+    if data.format == "synthetic":
+        from reidkit.data.synthetic import SyntheticConfig, ensure_synthetic
+
+        root = ensure_synthetic(Path(data.root) if data.root else None,
+                                SyntheticConfig(num_ids=data.synthetic_ids, seed=data.synthetic_seed))
+        fmt = data.options.get("reader", "market1501")
+        opts = {k: v for k, v in data.options.items() if k != "reader"}
+        return read_split(fmt, root, **opts)
+    if data.root is None:
+        raise ValueError(f"data.root is required for format {data.format!r} (pass data.root=PATH)")
+    return read_split(data.format, data.root, **data.options)
+
+
+def relabel(records: Sequence[Record]) -> tuple[list[Record], dict[int, int]]:
+    """Map pids to 0..C-1 in sorted order (classifier targets); returns the records and the mapping."""
+    mapping = {pid: i for i, pid in enumerate(sorted({r.pid for r in records}))}
+    return [dataclasses.replace(r, pid=mapping[r.pid]) for r in records], mapping
+
+
+def limit_per_id(records: Sequence[Record], n: int, seed: int) -> list[Record]:
+    """Few-shot: keep at most `n` images per identity/class (seeded choice, original order kept)."""
+    if n <= 0:
+        return list(records)
+    rng = np.random.default_rng(seed)
+    by_pid: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        by_pid.setdefault(r.pid, []).append(i)
+    keep = sorted(j for ix in by_pid.values() for j in (rng.choice(ix, size=min(n, len(ix)), replace=False)))
+    return [records[j] for j in keep]
+
+
+def carve_validation(
+    train: Sequence[Record], n_ids: int, seed: int
+) -> tuple[list[Record], list[Record], list[Record]]:
+    """Hold out `n_ids` *training* identities for model selection: one query per camera, the rest gallery.
+
+    Only identities seen by at least two cameras (or with >= 2 images when cameras are unknown) qualify, so
+    every validation query has a valid match. Returns (train, val_query, val_gallery).
+    """
+    by_pid: dict[int, list[Record]] = {}
+    for r in train:
+        by_pid.setdefault(r.pid, []).append(r)
+    eligible = sorted(p for p, rs in by_pid.items()
+                      if len({r.camid for r in rs}) >= 2 or (rs[0].camid < 0 and len(rs) >= 2))
+    if n_ids > len(eligible):
+        raise ValueError(f"data.val_ids={n_ids} but only {len(eligible)} training identities can be validated")
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(eligible, size=n_ids, replace=False).tolist())
+    query, gallery = [], []
+    for pid in sorted(held):
+        seen: set[int] = set()
+        for r in by_pid[pid]:
+            if r.camid >= 0 and r.camid not in seen:
+                seen.add(r.camid)
+                query.append(r)
+            elif r.camid < 0 and not seen:
+                seen.add(-1)
+                query.append(r)
+            else:
+                gallery.append(r)
+    return [r for r in train if r.pid not in held], query, gallery
+
+
+def test_loader(records: Sequence[Record], data: DataConfig, device: torch.device) -> DataLoader:
+    tf = build_transforms((data.height, data.width), train=False)
+    return DataLoader(ImageDataset(records, tf), batch_size=data.test_batch_size, shuffle=False,
+                      num_workers=data.workers, collate_fn=collate, pin_memory=device.type == "cuda")
+
+
+def make_train_loader_factory(data: DataConfig, seed: int, iters_per_epoch: int, device: torch.device):
+    """(records, epoch, skip) -> DataLoader over P x K batches; a per-epoch generator keeps resumes exact."""
+    tf = build_transforms((data.height, data.width), train=True, pad=data.pad, flip=data.flip,
+                          erasing=data.erasing, color_jitter=data.color_jitter)
+
+    def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader:
+        sampler = PKSampler([r.pid for r in records], data.p, data.k, seed=seed,
+                            camids=[r.camid for r in records], num_batches=iters_per_epoch)
+        sampler.set_epoch(epoch, skip)
+        return DataLoader(ImageDataset(records, tf), batch_sampler=sampler, num_workers=data.workers,
+                          collate_fn=collate, pin_memory=device.type == "cuda",
+                          generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+
+    return make
+
+
+# ----------------------------------------------------------------------------------------------- methods
+def build_method(cfg: Config, num_classes: int, weights: str | None = "config") -> Method:
+    """The explicit method table: config section -> constructor call."""
+    from reidkit.models.model import build_reid_model
+
+    m = cfg.model
+    w = m.weights if weights == "config" else weights
+    if isinstance(cfg.method, CTLConfig):
+        from reidkit.methods.ctl import CTL
+
+        model = build_reid_model(m.backbone, num_classes, weights=w, last_stride=m.last_stride,
+                                 pooling=m.pooling, neck=m.neck)
+        kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+        return CTL(model, num_classes, **kw)
+    raise ValueError(f"method {cfg.method!r} has no builder; valid: ctl")
+
+
+# ----------------------------------------------------------------------------------------------- train / eval
+def extract_features(method: Method, records: Sequence[Record], data: DataConfig, device: torch.device,
+                     modality: str = "image") -> Features:
+    return extract(method.embedders()[modality], test_loader(records, data, device), device)
+
+
+def evaluate_records(
+    method: Method, query: Sequence[Record], gallery: Sequence[Record], data: DataConfig,
+    device: torch.device, *, centroids: bool | str = False, rerank: bool = False,
+) -> Report:
+    """Extract query and gallery features and evaluate them (CMC, mAP, mINP)."""
+    q = extract_features(method, query, data, device)
+    g = extract_features(method, gallery, data, device)
+    return evaluate(q, g, centroids=centroids, rerank={} if rerank else None)
+
+
+def train(cfg: Config) -> dict[str, Any]:
+    """Train per the config into cfg.train.out_dir; returns final test metrics (per image and centroids)."""
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    out_dir = Path(cfg.train.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dump(cfg, out_dir / "config.yaml")
+    split = load_split(cfg.data)
+    train_recs = limit_per_id(split.train, cfg.data.few_shot, cfg.train.seed)
+    val_q: list[Record] = []
+    val_g: list[Record] = []
+    if cfg.data.val_ids > 0:
+        train_recs, val_q, val_g = carve_validation(train_recs, cfg.data.val_ids, cfg.train.seed)
+    train_recs, _ = relabel(train_recs)
+    num_classes = len({r.pid for r in train_recs})
+    log.info("data %s: %d train images / %d ids, %d val ids, %d query, %d gallery", split.name,
+             len(train_recs), num_classes, cfg.data.val_ids, len(split.query), len(split.gallery))
+    method = build_method(cfg, num_classes)
+    o = cfg.optim
+    optimizer = build_optimizer(method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay,
+                                o.momentum)
+    scheduler = build_scheduler(optimizer, epochs=o.epochs, warmup_epochs=o.warmup_epochs,
+                                warmup_factor=o.warmup_factor, schedule=o.schedule, milestones=o.milestones,
+                                gamma=o.gamma)
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        return evaluate_records(m, val_q, val_g, cfg.data, device).as_dict()  # type: ignore[arg-type]
+
+    result: FitResult = fit(
+        method, train_recs, make_train_loader_factory(cfg.data, cfg.train.seed, o.iters_per_epoch, device),
+        optimizer=optimizer, scheduler=scheduler, epochs=o.epochs, device=device, out_dir=out_dir,
+        amp=o.amp, grad_clip=o.grad_clip, evaluate=validate if val_q else None, eval_every=cfg.eval.every,
+        resume=cfg.train.resume, log_every=cfg.train.log_every, max_steps=cfg.train.max_steps,
+        config=to_dict(cfg), tensorboard=cfg.train.tensorboard, callbacks=_CALLBACKS,
+    )
+    if result.stopped_early:
+        return {"stopped_early": True, "steps": result.steps}
+    return test_metrics(method, split, cfg, device)
+
+
+_CALLBACKS: list = []  # the CLI appends its progress-bar callback here
+
+
+def test_metrics(method: Method, split: Split, cfg: Config, device: torch.device) -> dict[str, Any]:
+    """Per-image and centroid evaluation on the test split (plus re-ranking when configured)."""
+    q = extract_features(method, split.query, cfg.data, device)
+    g = extract_features(method, split.gallery, cfg.data, device)
+    out = {"image": evaluate(q, g).as_dict(), "centroid": evaluate(q, g, centroids=True).as_dict()}
+    if cfg.eval.rerank:
+        out["image_rerank"] = evaluate(q, g, rerank={}).as_dict()
+    return out
+
+
+def load_method(cfg: Config, ckpt: str | Path, device: torch.device) -> Method:
+    """Rebuild the method from its config and load a checkpoint's weights (no pretrained download/load)."""
+    state = load_checkpoint(ckpt, map_location=device)
+    num_classes = _num_classes_from_state(state["model"])
+    method = build_method(cfg, num_classes, weights=None)
+    method.load_state_dict(state["model"])
+    return method.to(device).eval()
+
+
+def _num_classes_from_state(state: dict[str, torch.Tensor]) -> int:
+    for k, v in state.items():
+        if k.endswith("classifier.weight"):
+            return int(v.shape[0])
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- quickstart
+# The quickstart recipe; configs/synthetic/ctl.yaml holds the same settings as a file.
+QUICKSTART: dict[str, Any] = {
+    "data": {"format": "synthetic", "height": 128, "width": 64, "p": 16, "k": 4, "pad": 6, "workers": 2,
+             "val_ids": 0},
+    "model": {"backbone": "resnet18", "weights": None, "last_stride": 1},
+    "method": {"name": "ctl", "centroid_triplet": True},
+    "optim": {"lr": 3.5e-4, "epochs": 24, "warmup_epochs": 3, "milestones": [16, 21]},
+    "eval": {"every": 0},
+    "train": {"out_dir": "runs/quickstart", "log_every": 10},
+}
+
+
+def ranked_picture(method: Method, split: Split, cfg: Config, out: Path, n_queries: int = 8,
+                   k: int = 10) -> Path:
+    """Ranked lists (query + top-k, same-camera same-id images removed) of the first test queries."""
+    from reidkit.viz import ranked_list_grid
+
+    device = next(method.parameters()).device
+    step = max(len(split.query) // n_queries, 1)
+    queries = list(split.query)[::step][:n_queries]
+    q = extract_features(method, queries, cfg.data, device)
+    g = extract_features(method, split.gallery, cfg.data, device)
+    sim = q.feats @ g.feats.T  # [Q, G]
+    junk = (q.pids[:, None] == g.pids[None, :]) & (q.camids[:, None] == g.camids[None, :]) & (q.camids[:, None] >= 0)
+    sim[junk] = -np.inf
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    paths = [[split.gallery[j].path for j in row] for row in top]
+    matches = [[bool(g.pids[j] == q.pids[i]) for j in row] for i, row in enumerate(top)]
+    return ranked_list_grid([r.path for r in queries], paths, matches, out,
+                            titles=[f"query id {r.pid}" for r in queries])
+
+
+def quickstart(overrides: list[str]) -> dict[str, Any]:
+    """Untrained vs trained CTL on the built-in synthetic set; writes a ranked-list picture."""
+    from reidkit.config import from_dict
+
+    cfg = from_dict(QUICKSTART, overrides)
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    split = load_split(cfg.data)
+    untrained = build_method(cfg, len({r.pid for r in split.train})).to(device)
+    before = test_metrics(untrained, split, cfg, device)
+    after = train(cfg)
+    method = load_method(cfg, Path(cfg.train.out_dir) / "last.pt", device)
+    picture = ranked_picture(method, split, cfg, Path(cfg.train.out_dir) / "ranked_lists.png")
+    return {"untrained": before, "trained": after, "picture": str(picture)}
