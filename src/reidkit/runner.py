@@ -188,6 +188,7 @@ def train(cfg: Config) -> dict[str, Any]:
         amp=o.amp, grad_clip=o.grad_clip, evaluate=validate if val_q else None, eval_every=cfg.eval.every,
         resume=cfg.train.resume, log_every=cfg.train.log_every, max_steps=cfg.train.max_steps,
         config=to_dict(cfg), tensorboard=cfg.train.tensorboard, callbacks=_CALLBACKS,
+        extract=lambda recs: extract_features(method, recs, cfg.data, device),
     )
     if result.stopped_early:
         return {"stopped_early": True, "steps": result.steps}

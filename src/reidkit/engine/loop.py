@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from reidkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from reidkit.types import Batch, Record
+from reidkit.types import Batch, Features, Record
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ class EpochContext:
 
     epoch: int
     epochs: int
-    records: Sequence[Record]
+    records: Sequence[Record]  # the full training set as given to fit (true labels may be unknown)
     device: torch.device
+    # extract(records) -> Features with the method's image embedder, test transforms, in record order
+    extract: Callable[[Sequence[Record]], Features] | None = None
 
 
 @dataclass
@@ -83,6 +85,7 @@ def fit(
     config: dict[str, Any] | None = None,
     tensorboard: bool = False,
     callbacks: Sequence[Callback] = (),
+    extract: Callable[[Sequence[Record]], Features] | None = None,
 ) -> FitResult:
     """Train `method` (a reidkit Method) for `epochs`, checkpointing `last.pt` and `best.pt` in `out_dir`.
 
@@ -98,6 +101,7 @@ def fit(
     extra_opts: list[torch.optim.Optimizer] = list(method.extra_optimizers())
     metrics = _Metrics(out_dir, tensorboard)
     records = list(records)
+    all_records = list(records)  # what on_epoch_start sees; `records` becomes the relabelled subset
 
     start_epoch, skip, step, best = 0, 0, 0, None
     last_eval: dict[str, float] = {}
@@ -137,7 +141,7 @@ def fit(
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for epoch in range(start_epoch, epochs):
         if skip == 0:
-            new = method.on_epoch_start(EpochContext(epoch, epochs, records, device))
+            new = method.on_epoch_start(EpochContext(epoch, epochs, all_records, device, extract))
             if new is not None:
                 records = list(new)
         loader = make_loader(records, epoch, skip)
