@@ -1,0 +1,127 @@
+"""Pure loss math on tensors: pairwise distances, batch-hard triplet, label-smoothed CE, center loss and the
+centroid triplet loss (CTL, Wieczorek et al., ICONIP 2021). Vectorised: masks and matmuls, no batch loops."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-12  # distances are sqrt(clamp(d2, _EPS)): finite gradients where two points coincide
+
+
+def _check_feats_labels(feats: torch.Tensor, labels: torch.Tensor, who: str) -> None:
+    if feats.dim() != 2:
+        raise ValueError(f"{who}: feats must be [B, D], got shape {tuple(feats.shape)}")
+    if labels.dim() != 1 or labels.shape[0] != feats.shape[0]:
+        raise ValueError(
+            f"{who}: labels must be [B] with B={feats.shape[0]}, got shape {tuple(labels.shape)}"
+        )
+
+
+def _zero_loss(feats: torch.Tensor) -> torch.Tensor:
+    """A 0 that stays in the graph (backward gives zero gradients) for batches without any valid term."""
+    return feats.sum() * 0.0
+
+
+def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """Euclidean distances between the rows of x [N, D] and y [M, D] -> [N, M], via |x|^2 + |y|^2 - 2 x.y.
+
+    Squared distances are clamped at 0 (rounding); plain distances take sqrt(max(d2, 1e-12)), so the
+    gradient stays finite for coincident points (the distance there reads 1e-6 instead of 0).
+    """
+    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"pairwise_euclidean: expected x [N, D] and y [M, D], got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
+    d2 = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * (x @ y.t())  # [N, M]
+    d2 = d2.clamp(min=0.0)
+    return d2 if squared else d2.clamp(min=_EPS).sqrt()
+
+
+def _ranking(d_pos: torch.Tensor, d_neg: torch.Tensor, margin: float, soft_margin: bool) -> torch.Tensor:
+    """Per-anchor margin ranking: relu(d_pos - d_neg + margin), or softplus(d_pos - d_neg) when soft."""
+    if soft_margin:
+        return F.softplus(d_pos - d_neg)
+    return F.relu(d_pos - d_neg + margin)
+
+
+def batch_hard_triplet(
+    feats: torch.Tensor, labels: torch.Tensor, margin: float = 0.5, soft_margin: bool = False
+) -> torch.Tensor:
+    """Batch-hard triplet loss (Hermans et al. 2017) on Euclidean distances, averaged over anchors.
+
+    For anchor i: d_ap = max over j != i with y_j = y_i of d(i, j) (hardest positive), d_an = min over
+    y_j != y_i of d(i, j) (hardest negative); loss_i = max(0, d_ap - d_an + margin), or with soft_margin
+    log(1 + exp(d_ap - d_an)). Anchors with no other image of their id, or no negative, are left out; a batch
+    with no valid anchor gives 0. feats [B, D], labels [B] -> scalar.
+    """
+    _check_feats_labels(feats, labels, "batch_hard_triplet")
+    dist = pairwise_euclidean(feats, feats)  # [B, B]
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)  # [B, B]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos = same & ~eye
+    neg = ~same
+    valid = pos.any(1) & neg.any(1)  # [B]
+    if not valid.any():
+        return _zero_loss(feats)
+    d_ap = dist.masked_fill(~pos, float("-inf")).amax(1)  # [B]
+    d_an = dist.masked_fill(~neg, float("inf")).amin(1)  # [B]
+    return _ranking(d_ap[valid], d_an[valid], margin, soft_margin).mean()
+
+
+def cross_entropy_label_smooth(
+    logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.1
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy (Szegedy et al. 2016; BoT's CrossEntropyLabelSmooth), batch mean:
+    q = (1 - epsilon) * onehot(y) + epsilon / C, loss = mean_i sum_c -q_ic log softmax(logits_i)_c.
+    logits [B, C], labels [B] long -> scalar."""
+    if logits.dim() != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"cross_entropy_label_smooth: expected logits [B, C] and labels [B], got {tuple(logits.shape)}, "
+            f"{tuple(labels.shape)}"
+        )
+    if not 0.0 <= epsilon < 1.0:
+        raise ValueError(f"cross_entropy_label_smooth: epsilon must be in [0, 1), got {epsilon}")
+    return F.cross_entropy(logits, labels, label_smoothing=epsilon)
+
+
+def center_loss(feats: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Center loss as in the BoT strong-baseline code: L = (1/B) sum_i ||f_i - c_{y_i}||^2 (squared Euclidean,
+    no 1/2 factor). feats [B, D], labels [B] in [0, C), centers [C, D] -> scalar."""
+    _check_feats_labels(feats, labels, "center_loss")
+    if centers.dim() != 2 or centers.shape[1] != feats.shape[1]:
+        raise ValueError(f"center_loss: centers must be [C, {feats.shape[1]}], got {tuple(centers.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= centers.shape[0]):
+        raise ValueError(
+            f"center_loss: labels must lie in [0, {centers.shape[0]}), got [{labels.min()}, {labels.max()}]"
+        )
+    return (feats - centers[labels]).pow(2).sum(1).mean()
+
+
+def centroid_triplet(
+    feats: torch.Tensor, labels: torch.Tensor, margin: float = 0.5, soft_margin: bool = False
+) -> torch.Tensor:
+    """Centroid triplet loss (CTL) on Euclidean distances, averaged over valid queries.
+
+    Every image i is a query. Its positive is the leave-one-out centroid of the OTHER images of its id in the
+    batch, p_i = (sum_{j: y_j = y_i} f_j - f_i) / (n_{y_i} - 1); its negative is the closest centroid
+    c_k = mean_{j: y_j = k} f_j among the other ids k != y_i. loss_i = max(0, d(f_i, p_i) - min_k d(f_i, c_k)
+    + margin) (softplus without margin when soft_margin). Ids with fewer images are used as they are (no
+    resampling); a query alone with its id in the batch has no positive centroid and is left out, as is every
+    query when the batch holds one id; with no valid query the loss is 0. feats [B, D], labels [B] -> scalar.
+    """
+    _check_feats_labels(feats, labels, "centroid_triplet")
+    ids, inv = torch.unique(labels, return_inverse=True)  # [P], [B]
+    member = F.one_hot(inv, num_classes=len(ids)).to(feats.dtype)  # [B, P]
+    counts = member.sum(0)  # [P]
+    sums = member.t() @ feats  # [P, D]
+    centroids = sums / counts.unsqueeze(1)  # [P, D]
+    own_count = counts[inv]  # [B]
+    valid = (own_count > 1) & (len(ids) > 1)  # [B]
+    if not valid.any():
+        return _zero_loss(feats)
+    loo = (sums[inv] - feats) / (own_count - 1).clamp(min=1).unsqueeze(1)  # [B, D] leave-one-out centroids
+    d_pos = (feats - loo).pow(2).sum(1).clamp(min=_EPS).sqrt()  # [B]
+    d_cent = pairwise_euclidean(feats, centroids)  # [B, P]
+    d_neg = d_cent.masked_fill(member.bool(), float("inf")).amin(1)  # [B]
+    return _ranking(d_pos[valid], d_neg[valid], margin, soft_margin).mean()
