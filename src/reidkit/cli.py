@@ -14,8 +14,11 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-app = typer.Typer(help="reidkit: re-identification and retrieval with limited data.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="reidkit: re-identification and retrieval with limited data.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 datasets_app = typer.Typer(help="Inspect dataset layouts.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 console = Console()
@@ -26,7 +29,9 @@ def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(RichHandler(console=console, show_path=False, level=logging.DEBUG if verbose else logging.INFO))
+    root.addHandler(
+        RichHandler(console=console, show_path=False, level=logging.DEBUG if verbose else logging.INFO)
+    )
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file)
@@ -44,15 +49,23 @@ class _ProgressCallback:
         if ev["event"] == "epoch_start":
             if self.task is not None:
                 self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(f"epoch {ev['epoch'] + 1}/{ev['epochs']}", total=ev["total"],
-                                               completed=ev["done"], info="")
+            self.task = self.progress.add_task(
+                f"epoch {ev['epoch'] + 1}/{ev['epochs']}", total=ev["total"], completed=ev["done"], info=""
+            )
         elif ev["event"] == "step" and self.task is not None:
             self.progress.update(self.task, advance=1, info=f"loss {ev['loss']:.3f}")
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    TextColumn("{task.fields[info]}"), console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    )
 
 
 def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
@@ -78,7 +91,9 @@ def synth(
     from reidkit.data.synthetic import SyntheticConfig, write_synthetic
 
     _setup_logging()
-    path = write_synthetic(out, SyntheticConfig(num_ids=ids, seed=seed, num_cameras=cameras), overwrite=overwrite)
+    path = write_synthetic(
+        out, SyntheticConfig(num_ids=ids, seed=seed, num_cameras=cameras), overwrite=overwrite
+    )
     console.print(f"wrote synthetic dataset to {path}")
 
 
@@ -96,8 +111,14 @@ def datasets_list() -> None:
 def _stats_table(stats: dict[str, dict[str, Any]]) -> Table:
     table = Table("part", "ids", "images", "records", "captions", "cameras (camid: images)")
     for part, s in stats.items():
-        table.add_row(part, str(s["ids"]), str(s["images"]), str(s["records"]), str(s["captions"]),
-                      ", ".join(f"{c}: {n}" for c, n in s["cameras"].items()))
+        table.add_row(
+            part,
+            str(s["ids"]),
+            str(s["images"]),
+            str(s["records"]),
+            str(s["captions"]),
+            ", ".join(f"{c}: {n}" for c, n in s["cameras"].items()),
+        )
     return table
 
 
@@ -111,7 +132,9 @@ def _reader_options(option: list[str] | None) -> dict[str, Any]:
 def datasets_stats(
     path: Path,
     format: Annotated[str, typer.Option("--format", "-f", help="Layout name (see `datasets list`).")],
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")
+    ] = None,
 ) -> None:
     """Statistics of a dataset (ids, images, cameras per split, captions), without decoding images."""
     from reidkit.data.readers import read_split
@@ -125,7 +148,9 @@ def datasets_stats(
 def datasets_check(
     path: Path,
     format: Annotated[str, typer.Option("--format", "-f", help="Layout name (see `datasets list`).")],
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")
+    ] = None,
     decode: Annotated[bool, typer.Option(help="Decode every image to find truncated files.")] = True,
 ) -> None:
     """Check a dataset: statistics and every problem found; exits 1 on errors."""
@@ -143,7 +168,7 @@ def train(
     config: Annotated[Path, typer.Argument(help="Recipe YAML.")],
     verbose: bool = False,
 ) -> None:
-    """Train per a recipe; extra `key.sub=value` arguments override it. Writes config, checkpoints, metrics."""
+    """Train per a recipe; `key.sub=value` arguments override it. Writes config, checkpoints, metrics."""
     from reidkit import runner
     from reidkit.config import load_config
 
@@ -181,8 +206,8 @@ def eval_cmd(
     device = resolve_device(cfg.train.device)
     method = runner.load_method(cfg, ckpt, device)
     split = runner.load_split(cfg.data)
-    q = runner.extract_features(method, split.query, cfg.data, device)
-    g = runner.extract_features(method, split.gallery, cfg.data, device)
+    q = runner.extract_features(method, split.query, cfg, device)
+    g = runner.extract_features(method, split.gallery, cfg, device)
     rows = {"image": evaluate(q, g).as_dict()}
     if centroids:
         rows["centroid"] = evaluate(q, g, centroids=True).as_dict()

@@ -39,8 +39,10 @@ def load_split(data: DataConfig) -> Split:
     if data.format == "synthetic":
         from reidkit.data.synthetic import SyntheticConfig, ensure_synthetic
 
-        root = ensure_synthetic(Path(data.root) if data.root else None,
-                                SyntheticConfig(num_ids=data.synthetic_ids, seed=data.synthetic_seed))
+        root = ensure_synthetic(
+            Path(data.root) if data.root else None,
+            SyntheticConfig(num_ids=data.synthetic_ids, seed=data.synthetic_seed),
+        )
         fmt = data.options.get("reader", "market1501")
         opts = {k: v for k, v in data.options.items() if k != "reader"}
         return read_split(fmt, root, **opts)
@@ -78,10 +80,13 @@ def carve_validation(
     by_pid: dict[int, list[Record]] = {}
     for r in train:
         by_pid.setdefault(r.pid, []).append(r)
-    eligible = sorted(p for p, rs in by_pid.items()
-                      if len({r.camid for r in rs}) >= 2 or (rs[0].camid < 0 and len(rs) >= 2))
+    eligible = sorted(
+        p for p, rs in by_pid.items() if len({r.camid for r in rs}) >= 2 or (rs[0].camid < 0 and len(rs) >= 2)
+    )
     if n_ids > len(eligible):
-        raise ValueError(f"data.val_ids={n_ids} but only {len(eligible)} training identities can be validated")
+        raise ValueError(
+            f"data.val_ids={n_ids} but only {len(eligible)} training identities can be validated"
+        )
     rng = np.random.default_rng(seed)
     held = set(rng.choice(eligible, size=n_ids, replace=False).tolist())
     query, gallery = [], []
@@ -99,24 +104,58 @@ def carve_validation(
     return [r for r in train if r.pid not in held], query, gallery
 
 
-def test_loader(records: Sequence[Record], data: DataConfig, device: torch.device) -> DataLoader:
-    tf = build_transforms((data.height, data.width), train=False)
-    return DataLoader(ImageDataset(records, tf), batch_size=data.test_batch_size, shuffle=False,
-                      num_workers=data.workers, collate_fn=collate, pin_memory=device.type == "cuda")
+def image_norm(backbone: str) -> dict[str, tuple[float, float, float]]:
+    """The input normalisation a backbone's pretrained weights expect (EfficientNet-Lite0 differs)."""
+    from reidkit.models.backbones import BACKBONES
+
+    spec = BACKBONES.get(backbone)
+    return {} if spec is None else {"mean": spec.mean, "std": spec.std}
 
 
-def make_train_loader_factory(data: DataConfig, seed: int, iters_per_epoch: int, device: torch.device):
+def test_loader(records: Sequence[Record], cfg: Config, device: torch.device) -> DataLoader:
+    data = cfg.data
+    tf = build_transforms((data.height, data.width), train=False, **image_norm(cfg.model.backbone))
+    return DataLoader(
+        ImageDataset(records, tf),
+        batch_size=data.test_batch_size,
+        shuffle=False,
+        num_workers=data.workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def make_train_loader_factory(cfg: Config, device: torch.device):
     """(records, epoch, skip) -> DataLoader over P x K batches; a per-epoch generator keeps resumes exact."""
-    tf = build_transforms((data.height, data.width), train=True, pad=data.pad, flip=data.flip,
-                          erasing=data.erasing, color_jitter=data.color_jitter)
+    data, seed, iters_per_epoch = cfg.data, cfg.train.seed, cfg.optim.iters_per_epoch
+    tf = build_transforms(
+        (data.height, data.width),
+        train=True,
+        pad=data.pad,
+        flip=data.flip,
+        erasing=data.erasing,
+        color_jitter=data.color_jitter,
+        **image_norm(cfg.model.backbone),
+    )
 
     def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader:
-        sampler = PKSampler([r.pid for r in records], data.p, data.k, seed=seed,
-                            camids=[r.camid for r in records], num_batches=iters_per_epoch)
+        sampler = PKSampler(
+            [r.pid for r in records],
+            data.p,
+            data.k,
+            seed=seed,
+            camids=[r.camid for r in records],
+            num_batches=iters_per_epoch,
+        )
         sampler.set_epoch(epoch, skip)
-        return DataLoader(ImageDataset(records, tf), batch_sampler=sampler, num_workers=data.workers,
-                          collate_fn=collate, pin_memory=device.type == "cuda",
-                          generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        return DataLoader(
+            ImageDataset(records, tf),
+            batch_sampler=sampler,
+            num_workers=data.workers,
+            collate_fn=collate,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed * 1000 + epoch),
+        )
 
     return make
 
@@ -131,26 +170,34 @@ def build_method(cfg: Config, num_classes: int, weights: str | None = "config") 
     if isinstance(cfg.method, CTLConfig):
         from reidkit.methods.ctl import CTL
 
-        model = build_reid_model(m.backbone, num_classes, weights=w, last_stride=m.last_stride,
-                                 pooling=m.pooling, neck=m.neck)
+        model = build_reid_model(
+            m.backbone, num_classes, weights=w, last_stride=m.last_stride, pooling=m.pooling, neck=m.neck
+        )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return CTL(model, num_classes, **kw)
     raise ValueError(f"method {cfg.method!r} has no builder; valid: ctl")
 
 
 # ----------------------------------------------------------------------------------------------- train / eval
-def extract_features(method: Method, records: Sequence[Record], data: DataConfig, device: torch.device,
-                     modality: str = "image") -> Features:
-    return extract(method.embedders()[modality], test_loader(records, data, device), device)
+def extract_features(
+    method: Method, records: Sequence[Record], cfg: Config, device: torch.device, modality: str = "image"
+) -> Features:
+    return extract(method.embedders()[modality], test_loader(records, cfg, device), device)
 
 
 def evaluate_records(
-    method: Method, query: Sequence[Record], gallery: Sequence[Record], data: DataConfig,
-    device: torch.device, *, centroids: bool | str = False, rerank: bool = False,
+    method: Method,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    cfg: Config,
+    device: torch.device,
+    *,
+    centroids: bool | str = False,
+    rerank: bool = False,
 ) -> Report:
     """Extract query and gallery features and evaluate them (CMC, mAP, mINP)."""
-    q = extract_features(method, query, data, device)
-    g = extract_features(method, gallery, data, device)
+    q = extract_features(method, query, cfg, device)
+    g = extract_features(method, gallery, cfg, device)
     return evaluate(q, g, centroids=centroids, rerank={} if rerank else None)
 
 
@@ -169,26 +216,53 @@ def train(cfg: Config) -> dict[str, Any]:
         train_recs, val_q, val_g = carve_validation(train_recs, cfg.data.val_ids, cfg.train.seed)
     train_recs, _ = relabel(train_recs)
     num_classes = len({r.pid for r in train_recs})
-    log.info("data %s: %d train images / %d ids, %d val ids, %d query, %d gallery", split.name,
-             len(train_recs), num_classes, cfg.data.val_ids, len(split.query), len(split.gallery))
+    log.info(
+        "data %s: %d train images / %d ids, %d val ids, %d query, %d gallery",
+        split.name,
+        len(train_recs),
+        num_classes,
+        cfg.data.val_ids,
+        len(split.query),
+        len(split.gallery),
+    )
     method = build_method(cfg, num_classes)
     o = cfg.optim
-    optimizer = build_optimizer(method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay,
-                                o.momentum)
-    scheduler = build_scheduler(optimizer, epochs=o.epochs, warmup_epochs=o.warmup_epochs,
-                                warmup_factor=o.warmup_factor, schedule=o.schedule, milestones=o.milestones,
-                                gamma=o.gamma)
+    optimizer = build_optimizer(
+        method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        epochs=o.epochs,
+        warmup_epochs=o.warmup_epochs,
+        warmup_factor=o.warmup_factor,
+        schedule=o.schedule,
+        milestones=o.milestones,
+        gamma=o.gamma,
+    )
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
-        return evaluate_records(m, val_q, val_g, cfg.data, device).as_dict()  # type: ignore[arg-type]
+        return evaluate_records(m, val_q, val_g, cfg, device).as_dict()  # type: ignore[arg-type]
 
     result: FitResult = fit(
-        method, train_recs, make_train_loader_factory(cfg.data, cfg.train.seed, o.iters_per_epoch, device),
-        optimizer=optimizer, scheduler=scheduler, epochs=o.epochs, device=device, out_dir=out_dir,
-        amp=o.amp, grad_clip=o.grad_clip, evaluate=validate if val_q else None, eval_every=cfg.eval.every,
-        resume=cfg.train.resume, log_every=cfg.train.log_every, max_steps=cfg.train.max_steps,
-        config=to_dict(cfg), tensorboard=cfg.train.tensorboard, callbacks=_CALLBACKS,
-        extract=lambda recs: extract_features(method, recs, cfg.data, device),
+        method,
+        train_recs,
+        make_train_loader_factory(cfg, device),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epochs=o.epochs,
+        device=device,
+        out_dir=out_dir,
+        amp=o.amp,
+        grad_clip=o.grad_clip,
+        evaluate=validate if val_q else None,
+        eval_every=cfg.eval.every,
+        resume=cfg.train.resume,
+        log_every=cfg.train.log_every,
+        max_steps=cfg.train.max_steps,
+        config=to_dict(cfg),
+        tensorboard=cfg.train.tensorboard,
+        callbacks=_CALLBACKS,
+        extract=lambda recs: extract_features(method, recs, cfg, device),
     )
     if result.stopped_early:
         return {"stopped_early": True, "steps": result.steps}
@@ -200,8 +274,8 @@ _CALLBACKS: list = []  # the CLI appends its progress-bar callback here
 
 def test_metrics(method: Method, split: Split, cfg: Config, device: torch.device) -> dict[str, Any]:
     """Per-image and centroid evaluation on the test split (plus re-ranking when configured)."""
-    q = extract_features(method, split.query, cfg.data, device)
-    g = extract_features(method, split.gallery, cfg.data, device)
+    q = extract_features(method, split.query, cfg, device)
+    g = extract_features(method, split.gallery, cfg, device)
     out = {"image": evaluate(q, g).as_dict(), "centroid": evaluate(q, g, centroids=True).as_dict()}
     if cfg.eval.rerank:
         out["image_rerank"] = evaluate(q, g, rerank={}).as_dict()
@@ -227,8 +301,16 @@ def _num_classes_from_state(state: dict[str, torch.Tensor]) -> int:
 # ----------------------------------------------------------------------------------------------- quickstart
 # The quickstart recipe; configs/synthetic/ctl.yaml holds the same settings as a file.
 QUICKSTART: dict[str, Any] = {
-    "data": {"format": "synthetic", "height": 128, "width": 64, "p": 16, "k": 4, "pad": 6, "workers": 2,
-             "val_ids": 0},
+    "data": {
+        "format": "synthetic",
+        "height": 128,
+        "width": 64,
+        "p": 16,
+        "k": 4,
+        "pad": 6,
+        "workers": 2,
+        "val_ids": 0,
+    },
     "model": {"backbone": "resnet18", "weights": None, "last_stride": 1},
     "method": {"name": "ctl", "centroid_triplet": True},
     "optim": {"lr": 3.5e-4, "epochs": 24, "warmup_epochs": 3, "milestones": [16, 21]},
@@ -237,24 +319,30 @@ QUICKSTART: dict[str, Any] = {
 }
 
 
-def ranked_picture(method: Method, split: Split, cfg: Config, out: Path, n_queries: int = 8,
-                   k: int = 10) -> Path:
+def ranked_picture(
+    method: Method, split: Split, cfg: Config, out: Path, n_queries: int = 8, k: int = 10
+) -> Path:
     """Ranked lists (query + top-k, same-camera same-id images removed) of the first test queries."""
     from reidkit.viz import ranked_list_grid
 
     device = next(method.parameters()).device
     step = max(len(split.query) // n_queries, 1)
     queries = list(split.query)[::step][:n_queries]
-    q = extract_features(method, queries, cfg.data, device)
-    g = extract_features(method, split.gallery, cfg.data, device)
+    q = extract_features(method, queries, cfg, device)
+    g = extract_features(method, split.gallery, cfg, device)
     sim = q.feats @ g.feats.T  # [Q, G]
-    junk = (q.pids[:, None] == g.pids[None, :]) & (q.camids[:, None] == g.camids[None, :]) & (q.camids[:, None] >= 0)
+    junk = (
+        (q.pids[:, None] == g.pids[None, :])
+        & (q.camids[:, None] == g.camids[None, :])
+        & (q.camids[:, None] >= 0)
+    )
     sim[junk] = -np.inf
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     paths = [[split.gallery[j].path for j in row] for row in top]
     matches = [[bool(g.pids[j] == q.pids[i]) for j in row] for i, row in enumerate(top)]
-    return ranked_list_grid([r.path for r in queries], paths, matches, out,
-                            titles=[f"query id {r.pid}" for r in queries])
+    return ranked_list_grid(
+        [r.path for r in queries], paths, matches, out, titles=[f"query id {r.pid}" for r in queries]
+    )
 
 
 def quickstart(overrides: list[str]) -> dict[str, Any]:

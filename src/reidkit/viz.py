@@ -58,9 +58,7 @@ def ranked_list_grid(
     return out
 
 
-def ranked_lists(
-    q_feats: np.ndarray, g_feats: np.ndarray, k: int
-) -> np.ndarray:
+def ranked_lists(q_feats: np.ndarray, g_feats: np.ndarray, k: int) -> np.ndarray:
     """Top-k gallery indices per query by cosine similarity of L2-normalised features: [Q, k]."""
     sim = q_feats @ g_feats.T  # [Q, G]
     k = min(k, g_feats.shape[0])

@@ -10,9 +10,18 @@ from reidkit.cli import app
 runner = CliRunner()
 
 TINY = [
-    "data.synthetic_ids=16", "data.height=64", "data.width=32", "data.p=4", "data.k=2", "data.workers=0",
-    "data.test_batch_size=32", "model.backbone=resnet18", "optim.epochs=2", "optim.warmup_epochs=1",
-    "optim.milestones=[1]", "train.log_every=1",
+    "data.synthetic_ids=16",
+    "data.height=64",
+    "data.width=32",
+    "data.p=4",
+    "data.k=2",
+    "data.workers=0",
+    "data.test_batch_size=32",
+    "model.backbone=resnet18",
+    "optim.epochs=2",
+    "optim.warmup_epochs=1",
+    "optim.milestones=[1]",
+    "train.log_every=1",
 ]
 
 
@@ -40,8 +49,18 @@ def test_train_then_eval(tmp_path, cache):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert sum(r["event"] == "epoch" for r in rows) == 2
 
-    res = runner.invoke(app, ["eval", str(out / "config.yaml"), "--ckpt", str(out / "last.pt"), "--centroids",
-                              "--rerank", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            str(out / "config.yaml"),
+            "--ckpt",
+            str(out / "last.pt"),
+            "--centroids",
+            "--rerank",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output + repr(res.exception)
     start = res.output.index("{")
     rows = json.loads(res.output[start:])

@@ -35,8 +35,13 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.records[i]
-        return {"image": self.transform(load_image(r.path)), "pid": r.pid, "camid": r.camid, "index": i,
-                "image_id": r.image_id}
+        return {
+            "image": self.transform(load_image(r.path)),
+            "pid": r.pid,
+            "camid": r.camid,
+            "index": i,
+            "image_id": r.image_id,
+        }
 
 
 class ImageTextDataset(ImageDataset):
@@ -56,8 +61,13 @@ class ImageTextDataset(ImageDataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.records[i]
-        item: dict[str, Any] = {"pid": r.pid, "camid": r.camid, "index": i, "image_id": r.image_id,
-                                "tokens": self.tokenizer(r.text or "")}
+        item: dict[str, Any] = {
+            "pid": r.pid,
+            "camid": r.camid,
+            "index": i,
+            "image_id": r.image_id,
+            "tokens": self.tokenizer(r.text or ""),
+        }
         if self.transform is not None:
             item["image"] = self.transform(load_image(r.path))
         return item

@@ -32,7 +32,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """torch.save to a temp file in the same folder, then rename: a killed write leaves the old file intact."""
+    """torch.save to a temp file, then rename: a killed write leaves the old file intact."""
     with atomic_write(path, "wb") as fh:
         torch.save(state, fh)
     log.debug("saved checkpoint %s", path)

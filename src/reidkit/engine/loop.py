@@ -123,16 +123,24 @@ def fit(
         log.info("resume asked but %s does not exist: starting fresh", out_dir / "last.pt")
 
     def checkpoint(path: Path, epoch: int, batch_in_epoch: int) -> None:
-        save_checkpoint(path, {
-            "model": method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "extra_optimizers": [o.state_dict() for o in extra_opts],
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": rng_state(),
-            "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "best": best,
-            "records": records, "config": config, "metrics": last_eval,
-        })
+        save_checkpoint(
+            path,
+            {
+                "model": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "extra_optimizers": [o.state_dict() for o in extra_opts],
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rng_state(),
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "step": step,
+                "best": best,
+                "records": records,
+                "config": config,
+                "metrics": last_eval,
+            },
+        )
 
     def emit(event: dict[str, Any]) -> None:
         for cb in callbacks:
@@ -215,5 +223,8 @@ def fit(
 
 
 def _fmt(d: dict[str, Any]) -> str:
-    return " ".join(f"{k}={float(v.detach() if torch.is_tensor(v) else v):.4f}" for k, v in d.items()
-                    if isinstance(v, int | float) or (torch.is_tensor(v) and v.dim() == 0))
+    return " ".join(
+        f"{k}={float(v.detach() if torch.is_tensor(v) else v):.4f}"
+        for k, v in d.items()
+        if isinstance(v, int | float) or (torch.is_tensor(v) and v.dim() == 0)
+    )

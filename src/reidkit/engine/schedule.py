@@ -39,7 +39,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, **kwargs) -> torch.optim.l
 
 
 def build_optimizer(
-    param_groups: list[dict], name: str = "adam", lr: float = 3.5e-4, weight_decay: float = 5e-4,
+    param_groups: list[dict],
+    name: str = "adam",
+    lr: float = 3.5e-4,
+    weight_decay: float = 5e-4,
     momentum: float = 0.9,
 ) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD over the method's parameter groups (frozen parts are absent from the groups)."""
@@ -48,5 +51,7 @@ def build_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(param_groups, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True)
+        return torch.optim.SGD(
+            param_groups, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True
+        )
     raise ValueError(f"unknown optimizer {name!r}; valid: adam, adamw, sgd")

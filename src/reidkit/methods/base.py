@@ -19,7 +19,7 @@ class Method(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement training_step")
 
     def on_epoch_start(self, ctx: Any) -> Sequence[Record] | None:
-        """Unsupervised methods re-cluster here and return the relabelled train records; others return None."""
+        """Unsupervised methods re-cluster here and return relabelled train records; others return None."""
         return None
 
     def embedders(self) -> dict[str, Embedder]:
@@ -27,7 +27,7 @@ class Method(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement embedders")
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        """Trainable parameters for the main optimiser; frozen parts are absent. Biases get no weight decay."""
+        """Trainable parameters for the main optimiser (frozen parts absent); biases get no weight decay."""
         decay, no_decay = [], []
         for name, p in self.named_parameters():
             if not p.requires_grad or name in self.separately_optimised():

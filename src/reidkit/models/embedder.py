@@ -14,8 +14,9 @@ from reidkit.types import Batch
 class ImageEmbedder:
     """Runs an image model in eval mode and returns `out[key]` L2-normalised: [N, D]."""
 
-    def __init__(self, model: nn.Module, dim: int, key: str = "bn_feat", flip: bool = False,
-                 amp: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, dim: int, key: str = "bn_feat", flip: bool = False, amp: bool = True
+    ) -> None:
         self.model, self.dim, self.key, self.flip, self.amp = model, dim, key, flip, amp
 
     @torch.no_grad()
@@ -37,8 +38,9 @@ class ImageEmbedder:
 class TextEmbedder:
     """Runs a text model (tokens, lengths) -> features in eval mode, L2-normalised: [N, D]."""
 
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], dim: int,
-                 module: nn.Module) -> None:
+    def __init__(
+        self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], dim: int, module: nn.Module
+    ) -> None:
         self.fn, self.dim, self.module = fn, dim, module
 
     @torch.no_grad()

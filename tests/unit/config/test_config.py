@@ -21,7 +21,9 @@ def test_defaults_and_overrides(tmp_path):
 def test_unknown_key_lists_valid(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text("data:\n  batchsize: 3\n")
-    with pytest.raises(ConfigError, match=r"r.yaml.*data: unknown key\(s\) \['batchsize'\]; valid keys: .*'p'"):
+    with pytest.raises(
+        ConfigError, match=r"r.yaml.*data: unknown key\(s\) \['batchsize'\]; valid keys: .*'p'"
+    ):
         load_config(p)
 
 

@@ -34,7 +34,9 @@ class _Noisy(Dataset):
 class _Tiny(Method):
     def __init__(self, num_classes):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(96, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(96, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, num_classes)
+        )
 
     def training_step(self, batch):
         logits = self.net(batch.images)
@@ -49,8 +51,13 @@ def _records():
 def _make(records, epoch, skip):
     s = PKSampler([r.pid for r in records], 3, 4, seed=0)
     s.set_epoch(epoch, skip)
-    return DataLoader(_Noisy(records), batch_sampler=s, collate_fn=collate, num_workers=0,
-                      generator=torch.Generator().manual_seed(epoch))
+    return DataLoader(
+        _Noisy(records),
+        batch_sampler=s,
+        collate_fn=collate,
+        num_workers=0,
+        generator=torch.Generator().manual_seed(epoch),
+    )
 
 
 def _run(out_dir, max_steps=0, resume=False):
@@ -58,8 +65,19 @@ def _run(out_dir, max_steps=0, resume=False):
     m = _Tiny(6)
     opt = build_optimizer(m.param_groups(0.01, 1e-4), "adam", 0.01, 1e-4)
     sch = build_scheduler(opt, epochs=3, warmup_epochs=1, milestones=(2,))
-    res = fit(m, _records(), _make, optimizer=opt, scheduler=sch, epochs=3, device=torch.device("cpu"),
-              out_dir=out_dir, resume=resume, max_steps=max_steps, log_every=1)
+    res = fit(
+        m,
+        _records(),
+        _make,
+        optimizer=opt,
+        scheduler=sch,
+        epochs=3,
+        device=torch.device("cpu"),
+        out_dir=out_dir,
+        resume=resume,
+        max_steps=max_steps,
+        log_every=1,
+    )
     return m, res
 
 
@@ -72,9 +90,11 @@ def test_resume_is_exact(tmp_path):
     assert res2.steps == res_full.steps
     for (n, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), n
+
     # the loss curve continues: same per-step losses as the uninterrupted run
     def losses(path):
         return [r["loss"] for r in map(json.loads, open(path / "metrics.jsonl")) if r["event"] == "step"]
+
     assert losses(tmp_path / "full") == losses(tmp_path / "part")
     assert (tmp_path / "part" / "last.pt").exists() and (tmp_path / "part" / "best.pt").exists()
 
@@ -89,5 +109,13 @@ def test_nonfinite_loss_is_an_error(tmp_path):
     import pytest
 
     with pytest.raises(FloatingPointError, match="epoch 0 batch 0"):
-        fit(m, _records(), _make, optimizer=opt, scheduler=None, epochs=1, device=torch.device("cpu"),
-            out_dir=tmp_path)
+        fit(
+            m,
+            _records(),
+            _make,
+            optimizer=opt,
+            scheduler=None,
+            epochs=1,
+            device=torch.device("cpu"),
+            out_dir=tmp_path,
+        )
