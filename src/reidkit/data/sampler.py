@@ -13,7 +13,7 @@ class PKSampler(Sampler[list[int]]):
     """Yields batches of P identities x K images (a batch sampler for `DataLoader(batch_sampler=...)`).
 
     An identity with >= K images contributes disjoint chunks of K images (sampling without replacement);
-    one with fewer than K contributes all its images once (no duplicates, so the batch may be smaller than P*K:
+    one with fewer than K contributes all its images once (no duplicates; the batch may be smaller than P*K:
     the losses mask, they don't need duplicates). With `camids`, each chunk prefers images from different
     cameras (round-robin over cameras). Call `set_epoch(e)` for a new, reproducible order each epoch. With
     `world_size > 1`, each rank takes every `world_size`-th batch. `num_batches` fixes the epoch length
