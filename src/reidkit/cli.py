@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="Inspect dataset layouts.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+index_app = typer.Typer(help="Build gallery indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+viz_app = typer.Typer(help="Pictures of results.", no_args_is_help=True)
+app.add_typer(viz_app, name="viz")
 console = Console()
 
 
@@ -242,6 +246,144 @@ def quickstart(
     console.print(_metrics_table("quickstart: synthetic pedestrians, CTL", rows))
     console.print(f"ranked lists: {result['picture']}")
     console.print(f"run folder: {out}   total time: {time.perf_counter() - t0:.0f} s")
+
+
+def _gallery_records(data: Path, format: str, option: list[str] | None) -> list:
+    """Gallery records of a dataset: the gallery part (or every record for a flat folder/CSV)."""
+    from reidkit.data.readers import read_split
+
+    split = read_split(format, data, **_reader_options(option))
+    records = list(split.gallery)
+    if split.protocol == "text":  # images only, one per image
+        records = [r for r in records if r.text is None]
+    return records
+
+
+@index_app.command("build")
+def index_build(
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint written by `reidkit train`.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder (its gallery part is indexed).")],
+    out: Annotated[Path, typer.Option(help="Index folder to write.")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="Layout (see `datasets list`).")
+    ] = "market1501",
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")
+    ] = None,
+    centroids: Annotated[bool, typer.Option(help="One vector per identity (mean of its images).")] = False,
+    factory: Annotated[
+        str, typer.Option(help="Flat | IVF{n},Flat | IVF{n},PQ{m} | HNSW{M} | Exact")
+    ] = "Flat",
+    device: str = "auto",
+    batch_size: int = 256,
+) -> None:
+    """Embed a gallery with a checkpoint and save a searchable index (an interrupted build resumes)."""
+    from reidkit.deploy import build_index
+    from reidkit.utils import resolve_device
+
+    _setup_logging()
+    records = _gallery_records(data, format, option)
+    with _progress() as progress:
+        task = progress.add_task("embedding gallery", total=len(records), info="")
+        index = build_index(
+            ckpt,
+            records,
+            out,
+            centroids=centroids,
+            factory=factory,
+            device=resolve_device(device),
+            batch_size=batch_size,
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(f"index: {len(index)} entries ({index.mode}, {index.factory}) -> {out}")
+
+
+@app.command(name="search")
+def search_cmd(
+    index: Annotated[Path, typer.Option(help="Index folder.")],
+    ckpt: Annotated[Path, typer.Option(help="The checkpoint that built the index.")],
+    image: Annotated[Path | None, typer.Option(help="Query image.")] = None,
+    text: Annotated[str | None, typer.Option(help="Query sentence (text models).")] = None,
+    k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    device: str = "auto",
+) -> None:
+    """Search an index by image or by sentence."""
+    from reidkit.deploy import open_index, search
+    from reidkit.utils import resolve_device
+
+    _setup_logging()
+    dev = resolve_device(device)
+    gi, cfg, method = open_index(index, ckpt, dev)
+    hits = search(gi, cfg, method, dev, image=image, text=text, k=k)
+    if as_json:
+        console.print_json(json.dumps(hits))
+        return
+    table = Table("rank", "score", "id", "pid", "camid", "path")
+    for i, h in enumerate(hits, 1):
+        table.add_row(
+            str(i), f"{h['score']:.4f}", str(h["id"]), str(h["pid"]), str(h["camid"]), str(h["path"])
+        )
+    console.print(table)
+
+
+@app.command()
+def serve(
+    index: Annotated[Path, typer.Option(help="Index folder.")],
+    ckpt: Annotated[Path, typer.Option(help="The checkpoint that built the index.")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "auto",
+    workers: Annotated[int, typer.Option(help="Threads running the model and search.")] = 2,
+) -> None:
+    """Serve the search web page and JSON API over an index (needs the `serve` extra)."""
+    import uvicorn
+
+    from reidkit.deploy import embed_image_fn, embed_text_fn, open_index
+    from reidkit.serve.app import create_app
+    from reidkit.utils import resolve_device
+
+    _setup_logging()
+    dev = resolve_device(device)
+    gi, cfg, method = open_index(index, ckpt, dev)
+    app_ = create_app(
+        gi,
+        embed_image=embed_image_fn(cfg, method, dev),
+        embed_text=embed_text_fn(method, dev),
+        workers=workers,
+    )
+    uvicorn.run(app_, host=host, port=port)
+
+
+@app.command()
+def export(
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint written by `reidkit train`.")],
+    onnx: Annotated[Path, typer.Option(help="ONNX file to write.")],
+) -> None:
+    """Export the image embedder to ONNX (dynamic batch, L2-normalised output)."""
+    from reidkit.deploy import export_onnx
+
+    _setup_logging()
+    console.print(f"wrote {export_onnx(ckpt, onnx)}")
+
+
+@viz_app.command("ranks")
+def viz_ranks(
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint written by `reidkit train`.")],
+    out: Annotated[Path, typer.Option(help="PNG to write.")],
+    n: Annotated[int, typer.Option(help="Queries per group (worst and best).")] = 6,
+    k: Annotated[int, typer.Option("-k", help="Ranks shown per query.")] = 10,
+    device: str = "auto",
+) -> None:
+    """Ranked lists of the worst and best test queries (by average precision) of an evaluation."""
+    from reidkit.deploy import load_run
+    from reidkit.runner import load_split, worst_best_picture
+    from reidkit.utils import resolve_device
+
+    _setup_logging()
+    dev = resolve_device(device)
+    cfg, method = load_run(ckpt, dev)
+    console.print(f"wrote {worst_best_picture(method, load_split(cfg.data), cfg, out, n=n, k=k)}")
 
 
 def main() -> None:

@@ -320,29 +320,43 @@ QUICKSTART: dict[str, Any] = {
 
 
 def ranked_picture(
-    method: Method, split: Split, cfg: Config, out: Path, n_queries: int = 8, k: int = 10
+    method: Method,
+    queries: Sequence[Record],
+    gallery: Sequence[Record],
+    cfg: Config,
+    out: Path,
+    k: int = 10,
+    titles: Sequence[str] | None = None,
 ) -> Path:
-    """Ranked lists (query + top-k, same-camera same-id images removed) of the first test queries."""
+    """Ranked lists (query + top-k; same-camera images of the same id removed, as in evaluation)."""
     from reidkit.viz import ranked_list_grid
 
     device = next(method.parameters()).device
-    step = max(len(split.query) // n_queries, 1)
-    queries = list(split.query)[::step][:n_queries]
     q = extract_features(method, queries, cfg, device)
-    g = extract_features(method, split.gallery, cfg, device)
+    g = extract_features(method, gallery, cfg, device)
     sim = q.feats @ g.feats.T  # [Q, G]
-    junk = (
-        (q.pids[:, None] == g.pids[None, :])
-        & (q.camids[:, None] == g.camids[None, :])
-        & (q.camids[:, None] >= 0)
-    )
-    sim[junk] = -np.inf
+    same_cam = (q.camids[:, None] == g.camids[None, :]) & (q.camids[:, None] >= 0)
+    sim[(q.pids[:, None] == g.pids[None, :]) & same_cam] = -np.inf
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    paths = [[split.gallery[j].path for j in row] for row in top]
+    paths = [[gallery[j].path for j in row] for row in top]
     matches = [[bool(g.pids[j] == q.pids[i]) for j in row] for i, row in enumerate(top)]
-    return ranked_list_grid(
-        [r.path for r in queries], paths, matches, out, titles=[f"query id {r.pid}" for r in queries]
-    )
+    titles = titles or [f"query id {r.pid}" for r in queries]
+    return ranked_list_grid([r.path for r in queries], paths, matches, out, titles=titles)
+
+
+def worst_best_picture(method: Method, split: Split, cfg: Config, out: Path, n: int = 6, k: int = 10) -> Path:
+    """Ranked lists of the `n` worst and `n` best queries by average precision."""
+    from reidkit.evaluation import query_stats
+
+    device = next(method.parameters()).device
+    q = extract_features(method, split.query, cfg, device)
+    g = extract_features(method, split.gallery, cfg, device)
+    st = query_stats(1.0 - q.feats @ g.feats.T, q.pids, g.pids, q.camids, g.camids)
+    order = np.argsort(st.ap, kind="stable")
+    picked = [*order[:n], *order[::-1][:n]]
+    rows = [int(st.query_index[i]) for i in picked]
+    titles = [f"{'worst' if j < n else 'best'} AP {st.ap[i]:.2f}" for j, i in enumerate(picked)]
+    return ranked_picture(method, [split.query[r] for r in rows], split.gallery, cfg, out, k, titles)
 
 
 def quickstart(overrides: list[str]) -> dict[str, Any]:
@@ -357,5 +371,12 @@ def quickstart(overrides: list[str]) -> dict[str, Any]:
     before = test_metrics(untrained, split, cfg, device)
     after = train(cfg)
     method = load_method(cfg, Path(cfg.train.out_dir) / "last.pt", device)
-    picture = ranked_picture(method, split, cfg, Path(cfg.train.out_dir) / "ranked_lists.png")
+    step = max(len(split.query) // 8, 1)
+    picture = ranked_picture(
+        method,
+        list(split.query)[::step][:8],
+        split.gallery,
+        cfg,
+        Path(cfg.train.out_dir) / "ranked_lists.png",
+    )
     return {"untrained": before, "trained": after, "picture": str(picture)}

@@ -9,26 +9,6 @@ from reidkit.cli import app
 
 runner = CliRunner()
 
-TINY = [
-    "data.synthetic_ids=16",
-    "data.height=64",
-    "data.width=32",
-    "data.p=4",
-    "data.k=2",
-    "data.workers=0",
-    "data.test_batch_size=32",
-    "model.backbone=resnet18",
-    "optim.epochs=2",
-    "optim.warmup_epochs=1",
-    "optim.milestones=[1]",
-    "train.log_every=1",
-]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
 
 def test_help_lists_verbs():
     res = runner.invoke(app, ["--help"])
@@ -37,11 +17,8 @@ def test_help_lists_verbs():
         assert verb in res.output
 
 
-def test_train_then_eval(tmp_path, cache):
-    out = tmp_path / "run"
-    args = ["train", "configs/synthetic/ctl.yaml", *TINY, f"data.root={cache}", f"train.out_dir={out}"]
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0, res.output + repr(res.exception)
+def test_train_then_eval(tiny_run):
+    out = tiny_run
     for f in ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "train.log", "test_metrics.json"):
         assert (out / f).is_file(), f
     metrics = json.loads((out / "test_metrics.json").read_text())

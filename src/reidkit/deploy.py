@@ -1,0 +1,167 @@
+"""After training: build a gallery index from a checkpoint, search it, serve it, export the embedder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from reidkit.config import Config, from_dict
+from reidkit.data.transforms import build_transforms
+from reidkit.engine.checkpoint import load_checkpoint
+from reidkit.index.store import GalleryIndex, IndexBuilder
+from reidkit.methods.base import Method
+from reidkit.types import Record
+from reidkit.utils import atomic_write, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def load_run(ckpt: str | Path, device: torch.device) -> tuple[Config, Method]:
+    """Rebuild the method from the config stored in a checkpoint and load its weights."""
+    from reidkit import runner
+
+    state = load_checkpoint(ckpt, map_location=device)
+    if not state.get("config"):
+        raise ValueError(f"{ckpt}: the checkpoint carries no config; was it written by `reidkit train`?")
+    cfg = from_dict(state["config"])
+    return cfg, runner.load_method(cfg, ckpt, device)
+
+
+def image_transform(cfg: Config) -> Callable[[Image.Image], torch.Tensor]:
+    """The eval transform the model was trained with (size and normalisation)."""
+    from reidkit.runner import image_norm
+
+    return build_transforms((cfg.data.height, cfg.data.width), train=False, **image_norm(cfg.model.backbone))
+
+
+def build_index(
+    ckpt: str | Path,
+    records: Sequence[Record],
+    out: str | Path,
+    *,
+    centroids: bool = False,
+    factory: str = "Flat",
+    device: torch.device,
+    batch_size: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> GalleryIndex:
+    """Embed `records` in resumable batches (shards persisted as they finish) and save the index to `out`."""
+    from reidkit import runner
+
+    cfg, method = load_run(ckpt, device)
+    embedder = method.embedders()["image"]
+    builder = IndexBuilder(
+        out,
+        dim=embedder.dim,
+        mode="centroid" if centroids else "instance",
+        factory=factory,
+        model_sha256=sha256_file(ckpt),
+    )
+    todo = builder.pending(records)
+    if progress is not None and len(todo) < len(records):
+        progress(len(records) - len(todo))
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        feats = runner.extract_features(method, chunk, cfg, device)
+        builder.add(feats, chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return builder.finish()
+
+
+def open_index(
+    index_dir: str | Path, ckpt: str | Path, device: torch.device
+) -> tuple[GalleryIndex, Config, Method]:
+    """Load an index and the model that built it; a different checkpoint is refused."""
+    cfg, method = load_run(ckpt, device)
+    dim = method.embedders()["image"].dim
+    index = GalleryIndex.load(index_dir, expected_model_sha256=sha256_file(ckpt), expected_dim=dim)
+    return index, cfg, method
+
+
+def embed_image_fn(cfg: Config, method: Method, device: torch.device) -> Callable[[Image.Image], np.ndarray]:
+    from reidkit.serve.app import image_embed_fn
+
+    tf = image_transform(cfg)
+    return image_embed_fn(method.embedders()["image"], lambda im: tf(im.convert("RGB")).to(device))
+
+
+def embed_text_fn(method: Method, device: torch.device) -> Callable[[str], np.ndarray] | None:
+    """A sentence embedder when the method has a text stream (TextReID), else None."""
+    embedders = method.embedders()
+    to_batch = getattr(method, "text_batch", None)
+    if "text" not in embedders or to_batch is None:
+        return None
+    from reidkit.serve.app import text_embed_fn
+
+    return text_embed_fn(embedders["text"], lambda s: to_batch(s).to(device))
+
+
+def search(
+    index: GalleryIndex,
+    cfg: Config,
+    method: Method,
+    device: torch.device,
+    *,
+    image: str | Path | None = None,
+    text: str | None = None,
+    k: int = 10,
+) -> list[dict[str, Any]]:
+    """Top-k gallery entries for one query image or one sentence."""
+    if (image is None) == (text is None):
+        raise ValueError("search needs exactly one of image or text")
+    if image is not None:
+        from reidkit.data.dataset import load_image
+
+        vec = embed_image_fn(cfg, method, device)(load_image(str(image)))
+    else:
+        fn = embed_text_fn(method, device)
+        if fn is None:
+            raise ValueError(
+                f"this checkpoint's method ({cfg.method.name}) has no text encoder; search by image"
+            )
+        vec = fn(text or "")
+    hits = index.query(np.asarray(vec, dtype=np.float32)[None, :], k)[0]
+    return [h.as_dict() for h in hits]
+
+
+class _ExportWrapper(torch.nn.Module):
+    """images [N, 3, H, W] -> L2-normalised embeddings [N, D], the retrieval feature of the method."""
+
+    def __init__(self, model: torch.nn.Module, key: str) -> None:
+        super().__init__()
+        self.model, self.key = model, key
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.model(images)[self.key], dim=1)
+
+
+def export_onnx(ckpt: str | Path, out: str | Path, *, opset: int = 17) -> Path:
+    """Export the image embedder to ONNX with a dynamic batch axis (written atomically)."""
+    cfg, method = load_run(ckpt, torch.device("cpu"))
+    emb = method.embedders()["image"]
+    model = getattr(emb, "model", None)
+    if model is None:
+        raise ValueError(f"{ckpt}: the image embedder of {cfg.method.name} cannot be exported")
+    wrapper = _ExportWrapper(model, getattr(emb, "key", "bn_feat")).eval()
+    dummy = torch.randn(2, 3, cfg.data.height, cfg.data.width)
+    out = Path(out)
+    with atomic_write(out, "wb") as fh:
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            fh,
+            input_names=["images"],
+            output_names=["embeddings"],
+            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    log.info("exported %s (input [N, 3, %d, %d])", out, cfg.data.height, cfg.data.width)
+    return out
