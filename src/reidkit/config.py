@@ -101,7 +101,28 @@ class CTLConfig:
     ctl_weight: float = 1.0
 
 
-METHOD_CONFIGS: dict[str, type] = {"ctl": CTLConfig}
+@dataclass(frozen=True)
+class ClusterContrastConfig:
+    """Cluster-Contrast (+ ISE) hyper-parameters; defaults from the papers' Market-1501 settings."""
+
+    name: str = "cluster_contrast"
+    eps: float = 0.6  # DBSCAN radius on the Jaccard distance (0.4 in the ISE Market recipe)
+    min_samples: int = 4
+    k1: int = 30  # k-reciprocal neighbours of the Jaccard distance
+    k2: int = 6  # query expansion of the Jaccard distance
+    temperature: float = 0.05  # InfoNCE against the cluster memory
+    momentum: float = 0.2  # memory: c <- m c + (1 - m) f
+    memory_update: str = "hard"  # hard (least similar batch sample) | mean (batch mean)
+    ise: bool = False  # Implicit Sample Extension
+    ise_k: int = 1  # nearest other clusters per sample (one support each)
+    lambda0: float = 1.0  # final degree lambda_T = lambda0 / 2
+    lambda_schedule: str = "log"  # log (reference code) | linear
+    lp_temperature: float = 0.6  # label-preserving loss
+    lp_weight: float = 0.1  # beta
+    update_with_supports: bool = True  # the reference updates the memory with the support samples too
+
+
+METHOD_CONFIGS: dict[str, type] = {"ctl": CTLConfig, "cluster_contrast": ClusterContrastConfig}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from reidkit.config import Config, CTLConfig, DataConfig, dump, to_dict
+from reidkit.config import METHOD_CONFIGS, ClusterContrastConfig, Config, CTLConfig, DataConfig, dump, to_dict
 from reidkit.data.dataset import ImageDataset, collate
 from reidkit.data.sampler import PKSampler
 from reidkit.data.transforms import build_transforms
@@ -139,9 +139,14 @@ def make_train_loader_factory(cfg: Config, device: torch.device):
     )
 
     def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader:
+        p = data.p
+        n_ids = len({r.pid for r in records if r.pid >= 0})
+        if n_ids < p:  # pseudo-labelling can yield fewer clusters than P in an early epoch
+            log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, n_ids)
+            p = n_ids
         sampler = PKSampler(
             [r.pid for r in records],
-            data.p,
+            p,
             data.k,
             seed=seed,
             camids=[r.camid for r in records],
@@ -175,7 +180,15 @@ def build_method(cfg: Config, num_classes: int, weights: str | None = "config") 
         )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return CTL(model, num_classes, **kw)
-    raise ValueError(f"method {cfg.method!r} has no builder; valid: ctl")
+    if isinstance(cfg.method, ClusterContrastConfig):
+        from reidkit.methods.cluster_contrast import ClusterContrast
+
+        model = build_reid_model(
+            m.backbone, 0, weights=w, last_stride=m.last_stride, pooling=m.pooling, neck=m.neck
+        )
+        kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+        return ClusterContrast(model, steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
+    raise ValueError(f"method {cfg.method!r} has no builder; valid: {sorted(METHOD_CONFIGS)}")
 
 
 # ----------------------------------------------------------------------------------------------- train / eval
