@@ -1,0 +1,344 @@
+"""FastAPI search service over a GalleryIndex: image and text search, gallery images, health, one web page.
+
+The models are injected as plain callables so the service knows nothing about checkpoints:
+
+- ``embed_image(img: PIL.Image.Image) -> np.ndarray [D]``: an RGB image to one L2-normalised embedding;
+- ``embed_text(text: str) -> np.ndarray [D]``: a sentence to one embedding in the same space.
+
+`image_embed_fn` / `text_embed_fn` adapt an `Embedder` (types.py) plus a preprocessing function into them.
+Embedding and index search run in a bounded thread pool so concurrent requests never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import mimetypes
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reidkit.index.store import GalleryIndex, SearchHit
+from reidkit.types import Batch, Embedder
+
+logger = logging.getLogger(__name__)
+
+ImageFn = Callable[[Image.Image], np.ndarray]
+TextFn = Callable[[str], np.ndarray]
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Multipart framing (boundaries, part headers) on top of the file bytes that a request may carry.
+_MULTIPART_SLACK = 64 * 1024
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class EmbedderError(RuntimeError):
+    """An injected embedder returned something that is not one finite [D] vector (a server-side fault)."""
+
+
+def image_embed_fn(embedder: Embedder, transform: Callable[[Image.Image], torch.Tensor]) -> ImageFn:
+    """Adapt an image `Embedder` and its eval transform (PIL -> [3, H, W]) into `embed_image` for the service.
+
+    The batch is built on the device of the transform's output; move it there in `transform` if needed.
+    """
+
+    def embed_image(img: Image.Image) -> np.ndarray:
+        x = transform(img).unsqueeze(0)  # [1, 3, H, W]
+        zeros = torch.zeros(1, dtype=torch.long, device=x.device)
+        batch = Batch(images=x, pids=zeros, camids=zeros, index=zeros)
+        with torch.no_grad():
+            return embedder.embed(batch)[0].detach().float().cpu().numpy()  # [D]
+
+    return embed_image
+
+
+def text_embed_fn(embedder: Embedder, to_batch: Callable[[str], Batch]) -> TextFn:
+    """Adapt a text `Embedder` and a function that tokenises one sentence into a `Batch` into `embed_text`."""
+
+    def embed_text(text: str) -> np.ndarray:
+        with torch.no_grad():
+            return embedder.embed(to_batch(text))[0].detach().float().cpu().numpy()  # [D]
+
+    return embed_text
+
+
+class TextQuery(BaseModel):
+    """Body of POST /search/text."""
+
+    text: str = Field(min_length=1, max_length=2000)
+    k: int = 10
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """ASGI middleware: answer 413 to POST bodies larger than `limit` bytes, by header or while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(send)
+            return
+        seen, started = 0, False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body too large: the limit is {self.limit - _MULTIPART_SLACK} bytes"},
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:  # pragma: no cover - JSONResponse never reads the request
+    return {"type": "http.disconnect"}
+
+
+class _Pool:
+    """A lazily started thread pool, shut down with the app (and restartable for a new lifespan)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="reidkit-serve")
+            return self._executor
+
+    def close(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.get(), fn, *args)
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode uploaded bytes into an RGB image, judging by content (not name); 4xx for anything else."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > max_pixels:
+                raise HTTPException(
+                    413, f"image is {img.width}x{img.height} pixels; the limit is {max_pixels} pixels"
+                )
+            img.load()
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise HTTPException(400, f"uploaded file is not a decodable image ({type(e).__name__}: {e})") from e
+
+
+def _query_vector(vec: Any, dim: int, who: str) -> np.ndarray:
+    """Check an embedder's output is one finite [D] vector and return it as float32 [1, D]."""
+    arr = np.asarray(vec, dtype=np.float32)
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != (dim,):
+        raise EmbedderError(f"{who} returned shape {arr.shape}; the index expects [{dim}]")
+    if not np.isfinite(arr).all() or not np.linalg.norm(arr) > 0:
+        raise EmbedderError(f"{who} returned a zero or non-finite vector")
+    return arr[None, :]  # [1, D]
+
+
+def create_app(
+    index: GalleryIndex,
+    *,
+    embed_image: ImageFn | None = None,
+    embed_text: TextFn | None = None,
+    max_upload_bytes: int = 10 * 2**20,
+    workers: int = 2,
+    max_k: int = 100,
+    max_pixels: int = 40_000_000,
+    image_root: str | Path | None = None,
+) -> FastAPI:
+    """Build the search app over a loaded `index`; relative gallery paths are resolved against `image_root`.
+
+    A search kind whose embedder is None answers 501. `workers` bounds the threads running models and search.
+    """
+    if workers < 1 or max_k < 1 or max_upload_bytes < 1:
+        raise ValueError("workers, max_k and max_upload_bytes must be positive")
+    pool = _Pool(workers)
+    root = Path(image_root) if image_root is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    app = FastAPI(title="reidkit search", version="1", lifespan=lifespan)
+    app.add_middleware(_BodyLimit, limit=max_upload_bytes + _MULTIPART_SLACK)
+
+    @app.exception_handler(EmbedderError)
+    async def embedder_error(_: Request, exc: EmbedderError) -> JSONResponse:
+        logger.error("embedder fault: %s", exc)
+        return JSONResponse({"detail": f"server embedder error: {exc}"}, status_code=500)
+
+    def check_k(k: int) -> int:
+        if not 1 <= k <= max_k:
+            raise HTTPException(422, f"k must be between 1 and {max_k}, got {k}")
+        return k
+
+    def results(hits: list[SearchHit], k: int, started: float) -> dict[str, Any]:
+        return {
+            "k": k,
+            "mode": index.mode,
+            "took_ms": round((time.perf_counter() - started) * 1000, 2),
+            "results": [
+                {
+                    "rank": h.rank,
+                    "id": h.entry.id,
+                    "score": h.score,
+                    "pid": h.entry.pid,
+                    "camid": h.entry.camid,
+                    "name": Path(h.entry.path).name,
+                    "captions": list(h.entry.captions),
+                    "num_images": len(h.entry.members) if index.mode == "centroid" else 1,
+                    "image_url": f"/gallery/{h.entry.id}",
+                }
+                for h in hits
+            ],
+        }
+
+    def search_image(data: bytes, k: int) -> list[SearchHit]:
+        assert embed_image is not None
+        vec = _query_vector(embed_image(decode_image(data, max_pixels)), index.dim, "embed_image")
+        return index.query(vec, k)[0]
+
+    def search_text(text: str, k: int) -> list[SearchHit]:
+        assert embed_text is not None
+        return index.query(_query_vector(embed_text(text), index.dim, "embed_text"), k)[0]
+
+    @app.post("/search/image")
+    async def post_search_image(request: Request, k: int = Query(10)) -> dict[str, Any]:
+        """Rank the gallery against an uploaded photo (multipart field `file`)."""
+        started = time.perf_counter()
+        check_k(k)
+        if embed_image is None:
+            raise HTTPException(501, "image search is not available: the server has no image embedder")
+        ctype = request.headers.get("content-type", "")
+        if not ctype.lower().startswith("multipart/form-data"):
+            raise HTTPException(415, f"expected a multipart/form-data upload (field 'file'), got {ctype!r}")
+        async with request.form(max_files=1, max_fields=8) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(400, "multipart field 'file' with the image is required")
+            data = await upload.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise HTTPException(413, f"file too large: the limit is {max_upload_bytes} bytes")
+        if not data:
+            raise HTTPException(400, "the uploaded file is empty")
+        hits = await pool.run(search_image, data, k)
+        return results(hits, k, started)
+
+    @app.post("/search/text")
+    async def post_search_text(query: TextQuery) -> dict[str, Any]:
+        """Rank the gallery against a sentence describing the person."""
+        started = time.perf_counter()
+        check_k(query.k)
+        if embed_text is None:
+            raise HTTPException(501, "text search is not available: the server has no text embedder")
+        text = query.text.strip()
+        if not text:
+            raise HTTPException(400, "text is empty")
+        hits = await pool.run(search_text, text, query.k)
+        return results(hits, query.k, started)
+
+    @app.get("/gallery/{entry_id}")
+    def get_gallery(entry_id: int, request: Request) -> Response:
+        """The image file of one index entry (centroid mode: the identity's representative image).
+
+        Gallery images are small crops, so the file is read whole in one worker-thread hop (cheaper under
+        load than a streamed FileResponse); an ETag lets browsers revalidate with 304.
+        """
+        try:
+            entry = index.entry(entry_id)
+        except KeyError as e:
+            raise HTTPException(404, f"no gallery entry with id {entry_id}") from e
+        path = Path(entry.path)
+        if root is not None and not path.is_absolute():
+            path = root / path
+        try:
+            stat = path.stat()
+            etag = f'"{entry_id}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+            headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", **_SECURITY_HEADERS}
+            if request.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers=headers)
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            logger.warning("gallery entry %d: file %s is missing", entry_id, path)
+            raise HTTPException(
+                404, f"the image file of gallery entry {entry_id} is missing on the server"
+            ) from e
+        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Response(data, media_type=media, headers=headers)
+
+    @app.get("/health")
+    def get_health() -> dict[str, Any]:
+        """Index size and kind, and which searches this server can answer."""
+        return {
+            "status": "ok",
+            "count": len(index),
+            "mode": index.mode,
+            "dim": index.dim,
+            "factory": index.factory,
+            "model_sha256": index.model_sha256,
+            "search": {"image": embed_image is not None, "text": embed_text is not None},
+            "max_k": max_k,
+            "max_upload_bytes": max_upload_bytes,
+        }
+
+    @app.get("/", include_in_schema=False)
+    def get_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=_SECURITY_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
