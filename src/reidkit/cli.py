@@ -74,12 +74,17 @@ def _progress() -> Progress:
 
 def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     table = Table(title=title)
-    cols = ["mAP", "mINP", "R1", "R5", "R10"]
+    order = ["mAP", "mINP", "R1", "R5", "R10", *(f"Recall@{k}" for k in (1, 2, 4, 8, 16, 32))]
+    cols = [c for c in order if any(c in m for m in rows.values())]
     table.add_column("protocol")
     for c in cols:
         table.add_column(c, justify="right")
     for name, m in rows.items():
         table.add_row(name, *[f"{m[c]:.4f}" if c in m else "-" for c in cols])
+    for m in rows.values():
+        if "trainable_params" in m:
+            tr, tot = m["trainable_params"], m["total_params"]
+            table.caption = f"trainable parameters: {tr:,} of {tot:,} ({tr / max(tot, 1):.1%})"
     return table
 
 
@@ -202,7 +207,6 @@ def eval_cmd(
     """Evaluate a checkpoint on the config's test split."""
     from reidkit import runner
     from reidkit.config import load_config
-    from reidkit.evaluation import evaluate
     from reidkit.utils import resolve_device
 
     _setup_logging()
@@ -210,14 +214,7 @@ def eval_cmd(
     device = resolve_device(cfg.train.device)
     method = runner.load_method(cfg, ckpt, device)
     split = runner.load_split(cfg.data)
-    q = runner.extract_features(method, split.query, cfg, device)
-    g = runner.extract_features(method, split.gallery, cfg, device)
-    rows = {"image": evaluate(q, g).as_dict()}
-    if centroids:
-        rows["centroid"] = evaluate(q, g, centroids=True).as_dict()
-        rows["centroid (camera-aware)"] = evaluate(q, g, centroids="camera").as_dict()
-    if rerank:
-        rows["image + rerank"] = evaluate(q, g, rerank={}).as_dict()
+    rows = runner.test_metrics(method, split, cfg, device, centroids=centroids, rerank=rerank)
     if as_json:
         console.print_json(json.dumps(rows))
     else:

@@ -122,7 +122,37 @@ class ClusterContrastConfig:
     update_with_supports: bool = True  # the reference updates the memory with the support samples too
 
 
-METHOD_CONFIGS: dict[str, type] = {"ctl": CTLConfig, "cluster_contrast": ClusterContrastConfig}
+FRPT_VARIANTS = ("frpt", "linear_probe", "finetune", "no_spp", "no_cah")
+
+
+@dataclass(frozen=True)
+class FRPTConfig:
+    """FRPT and its baselines; every field except `name` is a keyword of `FRPT.__init__`."""
+
+    name: str = "frpt"
+    variant: str = "frpt"  # frpt | linear_probe | finetune | no_spp | no_cah
+    label_smoothing: float = 0.1
+    cah_reduction: int = 8  # SE reduction r of the awareness head
+    spp_hidden: int = 32  # channels of the content-parsing branch
+    spp_kernel: int = 7  # taps per side of the content-aware kernel
+    spp_receptive_field: float = 0.3  # the kernel spans at least this fraction of the feature width
+    spp_sigma: float = 0.25  # std of the Gaussian distance kernel, in [-1, 1] image units
+    spp_logit_bound: float = 10.0  # soft bound on the projection logits (max/min of A <= e^(2 bound))
+    backbone_lr_scale: float = 0.1  # finetune only: backbone lr = lr * this
+    spp_lr_scale: float = 10.0  # prompt lr = lr * this (its signal reaches it through the whole backbone)
+
+    def __post_init__(self) -> None:
+        if self.variant not in FRPT_VARIANTS:
+            raise ConfigError(
+                f"method.variant: unknown FRPT variant {self.variant!r}; valid: {list(FRPT_VARIANTS)}"
+            )
+
+
+METHOD_CONFIGS: dict[str, type] = {
+    "ctl": CTLConfig,
+    "cluster_contrast": ClusterContrastConfig,
+    "frpt": FRPTConfig,
+}
 
 
 @dataclass(frozen=True)

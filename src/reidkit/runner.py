@@ -15,14 +15,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from reidkit.config import METHOD_CONFIGS, ClusterContrastConfig, Config, CTLConfig, DataConfig, dump, to_dict
+from reidkit.config import (
+    METHOD_CONFIGS,
+    ClusterContrastConfig,
+    Config,
+    CTLConfig,
+    DataConfig,
+    FRPTConfig,
+    dump,
+    to_dict,
+)
 from reidkit.data.dataset import ImageDataset, collate
 from reidkit.data.sampler import PKSampler
 from reidkit.data.transforms import build_transforms
 from reidkit.engine.checkpoint import load_checkpoint
 from reidkit.engine.loop import FitResult, fit
 from reidkit.engine.schedule import build_optimizer, build_scheduler
-from reidkit.evaluation import evaluate
+from reidkit.evaluation import evaluate, recall_at_k
 from reidkit.evaluation.extract import extract
 from reidkit.methods.base import Method
 from reidkit.types import Features, Record, Report, Split
@@ -188,6 +197,18 @@ def build_method(cfg: Config, num_classes: int, weights: str | None = "config") 
         )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return ClusterContrast(model, steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
+    if isinstance(cfg.method, FRPTConfig):
+        from reidkit.methods.frpt import build_frpt
+
+        return build_frpt(
+            cfg.method,
+            num_classes,
+            backbone=m.backbone,
+            weights=w,
+            last_stride=m.last_stride,
+            pooling=m.pooling,
+            neck=m.neck,
+        )
     raise ValueError(f"method {cfg.method!r} has no builder; valid: {sorted(METHOD_CONFIGS)}")
 
 
@@ -279,20 +300,68 @@ def train(cfg: Config) -> dict[str, Any]:
     )
     if result.stopped_early:
         return {"stopped_early": True, "steps": result.steps}
+    if getattr(method, "spp", None) is not None:
+        prompt_picture(method, split, cfg, device, out_dir / "spp.png")
     return test_metrics(method, split, cfg, device)
+
+
+def prompt_picture(
+    method: Method, split: Split, cfg: Config, device: torch.device, out: Path, n: int = 6
+) -> Path:
+    """Original vs SPP-modified test images: the magnification the FRPT prompt learned."""
+    from reidkit.viz_prompts import write_spp_picture
+
+    step = max(len(split.query) // n, 1)
+    recs = list(split.query)[::step][:n]
+    batch = next(iter(test_loader(recs, cfg, device)))
+    norm = image_norm(cfg.model.backbone)
+    return write_spp_picture(method, batch.images.to(device), out, mean=norm["mean"], std=norm["std"])
 
 
 _CALLBACKS: list = []  # the CLI appends its progress-bar callback here
 
 
-def test_metrics(method: Method, split: Split, cfg: Config, device: torch.device) -> dict[str, Any]:
-    """Per-image and centroid evaluation on the test split (plus re-ranking when configured)."""
+FINE_GRAINED_KS = (1, 2, 4, 8, 16, 32)
+
+
+def test_metrics(
+    method: Method,
+    split: Split,
+    cfg: Config,
+    device: torch.device,
+    *,
+    centroids: bool = True,
+    rerank: bool | None = None,
+) -> dict[str, Any]:
+    """Test-split metrics by protocol: reid (per image, centroids, camera-aware centroids, re-ranking),
+    fine_grained (Recall@K + mAP, the test set is query and gallery), text (text->image)."""
+    rerank = cfg.eval.rerank if rerank is None else rerank
+    trainable, total = method.trainable_parameters()
+    params = {"trainable_params": trainable, "total_params": total}
+    if split.protocol == "fine_grained":
+        q = extract_features(method, split.query, cfg, device)
+        ks = tuple(k for k in FINE_GRAINED_KS if k < len(q))
+        row = evaluate(q, q, protocol="fine_grained").as_dict()
+        row.update({f"Recall@{k}": v for k, v in recall_at_k(q.feats, q.pids, ks).items()})
+        return {"fine_grained": {**row, **params}}
+    if split.protocol == "text":
+        return text_test_metrics(method, split, cfg, device, rerank=rerank)
     q = extract_features(method, split.query, cfg, device)
     g = extract_features(method, split.gallery, cfg, device)
-    out = {"image": evaluate(q, g).as_dict(), "centroid": evaluate(q, g, centroids=True).as_dict()}
-    if cfg.eval.rerank:
+    out = {"image": evaluate(q, g).as_dict()}
+    if centroids:
+        out["centroid"] = evaluate(q, g, centroids=True).as_dict()
+        out["centroid_camera_aware"] = evaluate(q, g, centroids="camera").as_dict()
+    if rerank:
         out["image_rerank"] = evaluate(q, g, rerank={}).as_dict()
     return out
+
+
+def text_test_metrics(
+    method: Method, split: Split, cfg: Config, device: torch.device, *, rerank: bool
+) -> dict[str, Any]:
+    """Text->image (and image->text) retrieval for methods with a text stream."""
+    raise ValueError(f"method {cfg.method.name!r} has no text stream for the text protocol of {split.name}")
 
 
 def load_method(cfg: Config, ckpt: str | Path, device: torch.device) -> Method:

@@ -1,0 +1,184 @@
+"""Fine-grained Retrieval Prompt Tuning (FRPT, Wang et al., AAAI 2023) and the baselines it is compared with.
+
+A frozen pretrained backbone (weights and BatchNorm statistics: it stays in eval mode) is steered by the
+structure perturbation prompt on the input and the category-specific awareness head on its feature map; the
+embedding is GeM-pooled (+ BNNeck), the only loss is (label-smoothed) cross-entropy over the training
+categories. Variants, same code path and head:
+  frpt          SPP + CAH, backbone frozen            no_spp   CAH only, backbone frozen
+  linear_probe  head + classifier, backbone frozen    no_cah   SPP only, backbone frozen
+  finetune      whole backbone trained with CE (backbone lr x `backbone_lr_scale`)
+The prompt trains at lr x `spp_lr_scale`.
+Batches: CE only, so plain shuffled or P x K batches both work. Retrieval uses `bn_feat`, L2-normalised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reidkit.config import FRPT_VARIANTS, FRPTConfig  # noqa: F401  (settings live in config.py)
+from reidkit.losses import functional as LF
+from reidkit.methods.base import Method
+from reidkit.models.embedder import ImageEmbedder
+from reidkit.models.heads import EmbeddingHead
+from reidkit.models.prompts import (
+    STEMS,
+    CategoryAwarenessHead,
+    StructurePerturbationPrompt,
+    first_block_channels,
+    first_block_features,
+)
+from reidkit.types import Batch, Embedder
+
+log = logging.getLogger(__name__)
+
+VARIANTS = FRPT_VARIANTS
+
+
+class FRPT(Method):
+    """FRPT or one of its baselines on `backbone`, a `make_backbone(backbone_name)` module giving
+    [B, dim, h, w]; `num_classes` = training categories (labels relabelled to 0..C-1)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        dim: int,
+        num_classes: int,
+        *,
+        backbone_name: str,
+        variant: str = "frpt",
+        pooling: str = "gem",
+        neck: bool = True,
+        label_smoothing: float = 0.1,
+        cah_reduction: int = 8,
+        spp_hidden: int = 32,
+        spp_kernel: int = 7,
+        spp_receptive_field: float = 0.3,
+        spp_sigma: float = 0.25,
+        spp_logit_bound: float = 10.0,
+        backbone_lr_scale: float = 0.1,
+        spp_lr_scale: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown FRPT variant {variant!r}; valid: {list(VARIANTS)}")
+        if num_classes <= 0:
+            raise ValueError(
+                f"FRPT needs num_classes > 0 (a classifier over training categories), got {num_classes}"
+            )
+        self.variant, self.backbone_name, self.dim = variant, backbone_name, dim
+        self.eps, self.lr_scales = label_smoothing, {"backbone.": backbone_lr_scale, "spp.": spp_lr_scale}
+        self.backbone = backbone
+        self.frozen = variant != "finetune"
+        if self.frozen:
+            self.backbone.requires_grad_(False)
+            self.backbone.eval()
+        self.spp: StructurePerturbationPrompt | None = None
+        if variant in ("frpt", "no_cah"):
+            if backbone_name not in STEMS:
+                raise ValueError(
+                    f"FRPT's SPP needs the first block's features, but backbone {backbone_name!r} has no "
+                    f"first-block split (valid: {sorted(STEMS)})"
+                )
+            self.spp = StructurePerturbationPrompt(
+                first_block_channels(backbone_name, backbone),
+                spp_hidden,
+                spp_kernel,
+                spp_receptive_field,
+                spp_sigma,
+                spp_logit_bound,
+            )
+        self.cah = CategoryAwarenessHead(dim, cah_reduction) if variant in ("frpt", "no_spp") else None
+        self.head = EmbeddingHead(dim, num_classes, pooling=pooling, neck=neck)
+        trainable, total = self.trainable_parameters()
+        log.info(
+            "FRPT variant %s on %s: %d trainable of %d parameters (%.1f%%)",
+            variant,
+            backbone_name,
+            trainable,
+            total,
+            100.0 * trainable / max(total, 1),
+        )
+
+    def train(self, mode: bool = True) -> FRPT:
+        """Like nn.Module.train, but a frozen backbone stays in eval mode (its BN statistics never move)."""
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def perturb(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The SPP's output for `images` [B, 3, H, W]:
+        {"images" [B, 3, H, W], "attention" [B, h, w], "grid" [B, H, W, 2]}."""
+        if self.spp is None:
+            raise ValueError(f"FRPT variant {self.variant!r} has no structure perturbation prompt")
+        with torch.no_grad():  # the frozen first block: the prompt's parameters come after it
+            low = first_block_features(self.backbone_name, self.backbone, images)  # [B, C1, H/4, W/4]
+        return self.spp(images, low)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"feat" [B, D], "bn_feat" [B, D], "logits" [B, C]} (+ "attention" [B, h, w] with the SPP)."""
+        extra: dict[str, torch.Tensor] = {}
+        if self.spp is not None:
+            p = self.perturb(images)
+            images, extra["attention"] = p["images"], p["attention"]
+        if self.frozen and self.spp is None:
+            with torch.no_grad():  # nothing before the backbone needs its gradient
+                fmap = self.backbone(images)  # [B, D, h, w]
+        else:
+            fmap = self.backbone(images)  # [B, D, h, w]
+        if self.cah is not None:
+            fmap = self.cah(fmap)
+        return {**self.head(fmap), **extra}
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = self(batch.images)
+        ce = LF.cross_entropy_label_smooth(out["logits"].float(), batch.pids, epsilon=self.eps)
+        parts = {"ce": ce.detach()}
+        with torch.no_grad():
+            parts["acc"] = (out["logits"].argmax(1) == batch.pids).float().mean()
+            if "attention" in out:  # 1 = uniform map (identity prompt), lower = more concentrated
+                a = out["attention"].flatten(1).float()  # [B, h * w]
+                ent = -(a * a.clamp_min(1e-30).log()).sum(1) / torch.log(torch.tensor(float(a.shape[1])))
+                parts["attn_entropy"] = ent.mean()
+        return {"loss": ce, **parts}
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Trainable parameters only (a frozen backbone is absent); the prompt at lr * spp_lr_scale,
+        finetune's backbone at lr * backbone_lr_scale; biases without weight decay."""
+        groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            scale = next((s for prefix, s in self.lr_scales.items() if name.startswith(prefix)), 1.0)
+            groups.setdefault((scale, p.ndim <= 1 and name.endswith("bias")), []).append(p)
+        return [
+            {"params": ps, "lr": lr * scale, "weight_decay": 0.0 if no_decay else weight_decay}
+            for (scale, no_decay), ps in sorted(groups.items())
+        ]
+
+    def embedders(self) -> dict[str, Embedder]:
+        return {"image": ImageEmbedder(self, self.dim, key="bn_feat")}
+
+
+def build_frpt(
+    config: FRPTConfig,
+    num_classes: int,
+    *,
+    backbone: str,
+    weights: str | Path | None = None,
+    last_stride: int = 1,
+    pooling: str = "gem",
+    neck: bool = True,
+) -> FRPT:
+    """FRPT (or a baseline, per `config.variant`) around `make_backbone(backbone, weights, last_stride)`."""
+    from reidkit.models.backbones import make_backbone
+
+    body, dim = make_backbone(backbone, weights, last_stride=last_stride)
+    kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "name"}
+    return FRPT(body, dim, num_classes, backbone_name=backbone, pooling=pooling, neck=neck, **kw)
