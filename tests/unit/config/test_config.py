@@ -34,3 +34,16 @@ def test_wrong_type_and_unknown_method(tmp_path):
         load_config(None, ["method.name=nope"])
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_quickstart_recipe_matches_its_yaml():
+    """`reidkit quickstart` runs what configs/synthetic/ctl.yaml says (apart from where it writes)."""
+    import dataclasses
+    from pathlib import Path
+
+    from reidkit.config import from_dict
+    from reidkit.runner import QUICKSTART
+
+    yaml_cfg = load_config(Path(__file__).resolve().parents[3] / "configs/synthetic/ctl.yaml")
+    qs = from_dict(QUICKSTART)
+    assert dataclasses.replace(qs, train=yaml_cfg.train) == yaml_cfg
