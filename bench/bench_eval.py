@@ -201,9 +201,14 @@ def _peak_kb() -> int:
 def _timed(fn, repeats: int = 1):
     """(result, best wall seconds of `repeats` runs, CPU seconds of that run (all threads), peak RSS above
     the starting RSS in MiB) of fn(). CPU seconds are less sensitive to other jobs on a shared machine."""
+    import ctypes
     import gc
 
     gc.collect()
+    try:  # hand freed heap pages back, so the baseline is what is really in use
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
     base = _rss_now_kb()
     _reset_peak()
     best, cpu, out = float("inf"), float("nan"), None
