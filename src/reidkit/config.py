@@ -148,7 +148,36 @@ class FRPTConfig:
             )
 
 
+@dataclass(frozen=True)
+class TextReIDConfig:
+    """TextReID settings. The word-table fields are read by the runner (vocabulary + table), the rest by
+    `build_textreid`."""
+
+    name: str = "textreid"
+    word_table: str = "minilm"  # minilm | clip | random (see reidkit.data.text.WORD_TABLES)
+    train_table: bool = False  # fine-tune the word table; "random" tables are always trained
+    random_dim: int = 384  # width of a "random" table
+    clip_checkpoint: str | None = None  # local open_clip checkpoint for word_table=clip
+    clip_model: str = "ViT-B-32"
+    min_count: int = 1  # vocabulary: words seen fewer times in the training captions become <unk>
+    table_cache: str | None = None  # folder for cached word tables (None: the runner's cache folder)
+    gru_hidden: int = 512  # per direction
+    embed_dim: int = 512  # shared image-text embedding
+    queue_size: int = 2048  # 0 = in-batch negatives only
+    momentum: float = 0.999
+    temperature: float = 0.07
+    moco_weight: float = 1.0
+    align_weight: float = 1.0
+    id_weight: float = 1.0
+    align_alpha: float = 0.6
+    align_beta: float = 0.4
+    align_scale_pos: float = 10.0
+    align_scale_neg: float = 40.0
+    label_smoothing: float = 0.0
+
+
 METHOD_CONFIGS: dict[str, type] = {
+    "textreid": TextReIDConfig,
     "ctl": CTLConfig,
     "cluster_contrast": ClusterContrastConfig,
     "frpt": FRPTConfig,

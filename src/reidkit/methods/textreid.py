@@ -1,0 +1,189 @@
+"""TextReID: text-based person search with limited data (Han et al., BMVC 2021), CM-MoCo training.
+
+Two streams: image = backbone -> pooling -> Linear; text = frozen word table -> BiGRU -> max-pool -> Linear
+(`reidkit.models.text_encoder`). Query encoders train; key encoders are momentum copies
+(θk ← m·θk + (1−m)·θq) that get no gradients. Two queues hold past image and text keys with their
+identities. Loss = moco_weight·(InfoNCE(image q vs text keys + text queue) + InfoNCE(text q vs image keys +
+image queue)), same identity excluded from the negatives, + align_weight·alignment + id_weight·(CE of a
+shared classifier with unit-norm class vectors on both modalities). Keys are enqueued and key encoders
+updated after the optimiser step. Inference uses the query encoders only; the embedders return
+L2-normalised `feat` (cosine similarity).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reidkit.config import TextReIDConfig  # noqa: F401  (settings live in config.py)
+from reidkit.losses.crossmodal import alignment_loss, cross_modal_info_nce
+from reidkit.memory.ema import ema_update, momentum_copy
+from reidkit.memory.queue import FeatureQueue
+from reidkit.methods.base import Method
+from reidkit.models.backbones import make_backbone
+from reidkit.models.embedder import ImageEmbedder, TextEmbedder
+from reidkit.models.heads import make_pooling
+from reidkit.models.text_encoder import TextEncoder
+from reidkit.types import Batch, Embedder
+
+
+class ImageEncoder(nn.Module):
+    """Backbone feature map -> global pooling -> Linear: images [B, 3, H, W] -> {"feat": [B, dim]}."""
+
+    def __init__(self, backbone: nn.Module, in_dim: int, dim: int, pooling: str = "avg") -> None:
+        super().__init__()
+        self.backbone, self.pool, self.dim = backbone, make_pooling(pooling), dim
+        self.proj = nn.Linear(in_dim, dim)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"feat": self.proj(self.pool(self.backbone(images)))}  # [B, dim]
+
+
+class TextReID(Method):
+    """CM-MoCo over an image encoder and a text encoder of the same output `dim`; `num_classes` train ids."""
+
+    def __init__(
+        self,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+        num_classes: int,
+        *,
+        queue_size: int = 2048,
+        momentum: float = 0.999,
+        temperature: float = 0.07,
+        moco_weight: float = 1.0,
+        align_weight: float = 1.0,
+        id_weight: float = 1.0,
+        align_alpha: float = 0.6,
+        align_beta: float = 0.4,
+        align_scale_pos: float = 10.0,
+        align_scale_neg: float = 40.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if image_encoder.dim != text_encoder.dim:
+            raise ValueError(f"TextReID: image dim {image_encoder.dim} != text dim {text_encoder.dim}")
+        if num_classes <= 0 or not 0.0 <= momentum <= 1.0 or temperature <= 0:
+            raise ValueError(
+                f"TextReID: need num_classes > 0, momentum in [0, 1], temperature > 0; got "
+                f"{num_classes}, {momentum}, {temperature}"
+            )
+        self.dim = image_encoder.dim
+        self.image_q, self.text_q = image_encoder, text_encoder
+        self.image_k, self.text_k = momentum_copy(image_encoder), momentum_copy(text_encoder)
+        self.image_queue, self.text_queue = (
+            FeatureQueue(queue_size, self.dim),
+            FeatureQueue(queue_size, self.dim),
+        )
+        # shared by both modalities; its rows are L2-normalised in use (TextReID's instance loss)
+        self.classifier = nn.Linear(self.dim, num_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        self.m, self.t = momentum, temperature
+        self.w_moco, self.w_align, self.w_id = moco_weight, align_weight, id_weight
+        self.align_kw = {
+            "alpha": align_alpha,
+            "beta": align_beta,
+            "scale_pos": align_scale_pos,
+            "scale_neg": align_scale_neg,
+        }
+        self.eps = label_smoothing
+
+    def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Query text encoder: (tokens [B, L], lengths [B]) -> [B, dim], not normalised."""
+        return self.text_q(tokens, lengths)
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if batch.tokens is None or batch.lengths is None:
+            raise ValueError("TextReID.training_step needs image-text batches (tokens and lengths)")
+        pids = batch.pids  # [B]
+        img = self.image_q(batch.images)["feat"].float()  # [B, D]
+        txt = self.text_q(batch.tokens, batch.lengths).float()  # [B, D]
+        with torch.no_grad():
+            img_k = F.normalize(self.image_k(batch.images)["feat"].float(), dim=1)  # [B, D]
+            txt_k = F.normalize(self.text_k(batch.tokens, batch.lengths).float(), dim=1)  # [B, D]
+        img_queue, img_queue_ids = self.image_queue.get()  # [N, D], [N]
+        txt_queue, txt_queue_ids = self.text_queue.get()
+        i2t = cross_modal_info_nce(img, txt_k, pids, txt_queue, txt_queue_ids, self.t)
+        t2i = cross_modal_info_nce(txt, img_k, pids, img_queue, img_queue_ids, self.t)
+        align = alignment_loss(img, txt, pids, **self.align_kw)
+        w = F.normalize(self.classifier.weight, dim=1)  # unit class vectors: logits scale with |feature|
+        logits_i, logits_t = F.linear(img, w), F.linear(txt, w)  # [B, C]
+        ident = F.cross_entropy(logits_i, pids, label_smoothing=self.eps) + F.cross_entropy(
+            logits_t, pids, label_smoothing=self.eps
+        )
+        loss = self.w_moco * (i2t + t2i) + self.w_align * align + self.w_id * ident
+        with torch.no_grad():
+            sim = F.normalize(txt, dim=1) @ F.normalize(img, dim=1).t()  # [B, B] text -> image
+            t2i_r1 = (pids[sim.argmax(1)] == pids).float().mean()
+            acc = (
+                (logits_i.argmax(1) == pids).float().mean() + (logits_t.argmax(1) == pids).float().mean()
+            ) / 2
+        return {
+            "loss": loss,
+            "i2t": i2t.detach(),
+            "t2i": t2i.detach(),
+            "align": align.detach(),
+            "id": ident.detach(),
+            "acc": acc,
+            "batch_t2i_r1": t2i_r1,
+            "keys_image": img_k,
+            "keys_text": txt_k,
+        }  # keys: [B, D], enqueued after the step
+
+    @torch.no_grad()
+    def after_optimizer_step(self, batch: Batch, out: dict[str, torch.Tensor]) -> None:
+        """Enqueue this step's keys with their identities, then move the key encoders towards the queries."""
+        self.image_queue.enqueue(out["keys_image"], batch.pids)
+        self.text_queue.enqueue(out["keys_text"], batch.pids)
+        ema_update(self.image_q, self.image_k, self.m)
+        ema_update(self.text_q, self.text_k, self.m)
+
+    def epoch_stats(self) -> dict[str, float]:
+        return {"queue_len": float(len(self.text_queue))}
+
+    def embedders(self) -> dict[str, Embedder]:
+        return {
+            "image": ImageEmbedder(self.image_q, self.dim, key="feat"),
+            "text": TextEmbedder(self.text_q, self.dim, self.text_q),
+        }
+
+
+def build_textreid(
+    config: TextReIDConfig,
+    num_classes: int,
+    word_table: torch.Tensor,
+    *,
+    backbone: str,
+    weights: str | Path | None = None,
+    last_stride: int = 1,
+    pooling: str = "avg",
+) -> TextReID:
+    """TextReID from its config, a word table [V, Dw] (`data.text.make_word_table`) and a backbone name."""
+    body, in_dim = make_backbone(backbone, weights, last_stride=last_stride)
+    image = ImageEncoder(body, in_dim, config.embed_dim, pooling)
+    text = TextEncoder(
+        word_table,
+        config.gru_hidden,
+        config.embed_dim,
+        train_table=config.train_table or config.word_table == "random",
+    )
+    c = config
+    return TextReID(
+        image,
+        text,
+        num_classes,
+        queue_size=c.queue_size,
+        momentum=c.momentum,
+        temperature=c.temperature,
+        moco_weight=c.moco_weight,
+        align_weight=c.align_weight,
+        id_weight=c.id_weight,
+        align_alpha=c.align_alpha,
+        align_beta=c.align_beta,
+        align_scale_pos=c.align_scale_pos,
+        align_scale_neg=c.align_scale_neg,
+        label_smoothing=c.label_smoothing,
+    )
