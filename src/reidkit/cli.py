@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ index_app = typer.Typer(help="Build gallery indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 viz_app = typer.Typer(help="Pictures of results.", no_args_is_help=True)
 app.add_typer(viz_app, name="viz")
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 
 
 def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
