@@ -395,7 +395,7 @@ QUICKSTART: dict[str, Any] = {
     },
     "model": {"backbone": "resnet18", "weights": None, "last_stride": 1},
     "method": {"name": "ctl", "centroid_triplet": True},
-    "optim": {"lr": 3.5e-4, "epochs": 16, "warmup_epochs": 2, "milestones": [10, 14]},
+    "optim": {"lr": 3.5e-4, "epochs": 12, "warmup_epochs": 2, "milestones": [8, 11]},
     "eval": {"every": 0},
     "train": {"out_dir": "runs/quickstart", "log_every": 10},
 }
