@@ -93,14 +93,19 @@ def embed_image_fn(cfg: Config, method: Method, device: torch.device) -> Callabl
 
 
 def embed_text_fn(method: Method, device: torch.device) -> Callable[[str], np.ndarray] | None:
-    """A sentence embedder when the method has a text stream (TextReID), else None."""
+    """A sentence embedder when the method has a text stream and a vocabulary (TextReID), else None."""
     embedders = method.embedders()
-    to_batch = getattr(method, "text_batch", None)
-    if "text" not in embedders or to_batch is None:
+    vocab = getattr(method, "vocab", None)
+    if "text" not in embedders or vocab is None:
         return None
+    from reidkit.data.dataset import collate
     from reidkit.serve.app import text_embed_fn
 
-    return text_embed_fn(embedders["text"], lambda s: to_batch(s).to(device))
+    def to_batch(text: str):
+        item = {"pid": -1, "camid": -1, "index": 0, "image_id": -1, "tokens": vocab(text)}
+        return collate([item]).to(device)
+
+    return text_embed_fn(embedders["text"], to_batch)
 
 
 def search(

@@ -22,10 +22,11 @@ from reidkit.config import (
     CTLConfig,
     DataConfig,
     FRPTConfig,
+    TextReIDConfig,
     dump,
     to_dict,
 )
-from reidkit.data.dataset import ImageDataset, collate
+from reidkit.data.dataset import ImageDataset, ImageTextDataset, collate
 from reidkit.data.sampler import PKSampler
 from reidkit.data.transforms import build_transforms
 from reidkit.engine.checkpoint import load_checkpoint
@@ -134,7 +135,7 @@ def test_loader(records: Sequence[Record], cfg: Config, device: torch.device) ->
     )
 
 
-def make_train_loader_factory(cfg: Config, device: torch.device):
+def make_train_loader_factory(cfg: Config, device: torch.device, tokenizer=None):
     """(records, epoch, skip) -> DataLoader over P x K batches; a per-epoch generator keeps resumes exact."""
     data, seed, iters_per_epoch = cfg.data, cfg.train.seed, cfg.optim.iters_per_epoch
     tf = build_transforms(
@@ -162,8 +163,9 @@ def make_train_loader_factory(cfg: Config, device: torch.device):
             num_batches=iters_per_epoch,
         )
         sampler.set_epoch(epoch, skip)
+        dataset = ImageDataset(records, tf) if tokenizer is None else ImageTextDataset(records, tf, tokenizer)
         return DataLoader(
-            ImageDataset(records, tf),
+            dataset,
             batch_sampler=sampler,
             num_workers=data.workers,
             collate_fn=collate,
@@ -175,7 +177,9 @@ def make_train_loader_factory(cfg: Config, device: torch.device):
 
 
 # ----------------------------------------------------------------------------------------------- methods
-def build_method(cfg: Config, num_classes: int, weights: str | None = "config") -> Method:
+def build_method(
+    cfg: Config, num_classes: int, weights: str | None = "config", word_table: torch.Tensor | None = None
+) -> Method:
     """The explicit method table: config section -> constructor call."""
     from reidkit.models.model import build_reid_model
 
@@ -197,6 +201,20 @@ def build_method(cfg: Config, num_classes: int, weights: str | None = "config") 
         )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return ClusterContrast(model, steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
+    if isinstance(cfg.method, TextReIDConfig):
+        from reidkit.methods.textreid import build_textreid
+
+        if word_table is None:
+            raise ValueError("textreid needs a word table (runner.train builds it from the vocabulary)")
+        return build_textreid(
+            cfg.method,
+            num_classes,
+            word_table,
+            backbone=m.backbone,
+            weights=w,
+            last_stride=m.last_stride,
+            pooling=m.pooling,
+        )
     if isinstance(cfg.method, FRPTConfig):
         from reidkit.methods.frpt import build_frpt
 
@@ -259,7 +277,13 @@ def train(cfg: Config) -> dict[str, Any]:
         len(split.query),
         len(split.gallery),
     )
-    method = build_method(cfg, num_classes)
+    vocab = None
+    if isinstance(cfg.method, TextReIDConfig):
+        vocab, table = text_vocab_and_table(cfg, train_recs, out_dir, device)
+        method = build_method(cfg, num_classes, word_table=table)
+        method.vocab = vocab
+    else:
+        method = build_method(cfg, num_classes)
     o = cfg.optim
     optimizer = build_optimizer(
         method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum
@@ -280,7 +304,7 @@ def train(cfg: Config) -> dict[str, Any]:
     result: FitResult = fit(
         method,
         train_recs,
-        make_train_loader_factory(cfg, device),
+        make_train_loader_factory(cfg, device, tokenizer=vocab),
         optimizer=optimizer,
         scheduler=scheduler,
         epochs=o.epochs,
@@ -357,18 +381,81 @@ def test_metrics(
     return out
 
 
+def text_vocab_and_table(
+    cfg: Config, train_recs: Sequence[Record], out_dir: Path, device: torch.device
+) -> tuple[Any, torch.Tensor]:
+    """TextReID: vocabulary of the training captions (saved to the run folder) and its word table."""
+    from reidkit.data.synthetic import default_cache_dir
+    from reidkit.data.text import build_vocab, make_word_table
+
+    m = cfg.method
+    missing = [r.path for r in train_recs if r.text is None]
+    if missing:
+        raise ValueError(
+            f"{cfg.data.format}: textreid needs captions; {len(missing)} records have none, "
+            f"e.g. {missing[0]} (use a text layout such as cuhkpedes)"
+        )
+    vocab = build_vocab([r.text for r in train_recs], min_count=m.min_count)
+    vocab.save(out_dir / "vocab.json")
+    cache = Path(m.table_cache) if m.table_cache else default_cache_dir() / "wordtables"
+    table = make_word_table(
+        m.word_table,
+        vocab,
+        cache_dir=cache,
+        dim=m.random_dim,
+        seed=cfg.train.seed,
+        checkpoint=m.clip_checkpoint,
+        clip_model=m.clip_model,
+        device=device,
+    )
+    return vocab, table
+
+
+def text_features(method: Method, records: Sequence[Record], cfg: Config, device: torch.device) -> Features:
+    """Caption features with the method's text embedder (one record per caption)."""
+    loader = DataLoader(
+        ImageTextDataset(records, None, method.vocab),
+        batch_size=cfg.data.test_batch_size,
+        shuffle=False,
+        collate_fn=collate,
+    )
+    return extract(method.embedders()["text"], loader, device)
+
+
 def text_test_metrics(
     method: Method, split: Split, cfg: Config, device: torch.device, *, rerank: bool
 ) -> dict[str, Any]:
-    """Text->image (and image->text) retrieval for methods with a text stream."""
-    raise ValueError(f"method {cfg.method.name!r} has no text stream for the text protocol of {split.name}")
+    """Text->image R@1/5/10, mAP, mINP over the de-duplicated image gallery (and image->text)."""
+    if getattr(method, "vocab", None) is None or "text" not in method.embedders():
+        raise ValueError(f"method {cfg.method.name!r} has no text stream for the text split {split.name}")
+    q = text_features(method, split.query, cfg, device)
+    g = extract_features(method, split.gallery, cfg, device)
+    out = {"text_to_image": evaluate(q, g, protocol="text").as_dict()}
+    if rerank:
+        out["text_to_image_rerank"] = evaluate(q, g, protocol="text", rerank={}).as_dict()
+    # image -> text: captions are the gallery; no camera rule (a caption carries its image's camera)
+    gi = dataclasses.replace(g, camids=np.full_like(g.camids, -1))
+    qt = dataclasses.replace(q, camids=np.full_like(q.camids, -1))
+    out["image_to_text"] = evaluate(gi, qt).as_dict()
+    return out
 
 
 def load_method(cfg: Config, ckpt: str | Path, device: torch.device) -> Method:
     """Rebuild the method from its config and load a checkpoint's weights (no pretrained download/load)."""
     state = load_checkpoint(ckpt, map_location=device)
     num_classes = _num_classes_from_state(state["model"])
-    method = build_method(cfg, num_classes, weights=None)
+    if isinstance(cfg.method, TextReIDConfig):
+        from reidkit.data.text import Vocab
+
+        vocab_file = Path(ckpt).parent / "vocab.json"
+        if not vocab_file.is_file():
+            raise FileNotFoundError(f"{vocab_file}: a textreid checkpoint needs its vocab.json beside it")
+        method = build_method(
+            cfg, num_classes, weights=None, word_table=state["model"]["text_q.embed.weight"]
+        )
+        method.vocab = Vocab.load(vocab_file)
+    else:
+        method = build_method(cfg, num_classes, weights=None)
     method.load_state_dict(state["model"])
     return method.to(device).eval()
 
