@@ -50,3 +50,32 @@ def test_bad_override_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["train", "configs/synthetic/ctl.yaml", "data.batchsize=3"])
     assert res.exit_code != 0
     assert "unknown key(s) ['batchsize']" in str(res.exception)
+
+
+def test_validation_selects_best_on_training_identities(tmp_path, synth_cache):
+    """data.val_ids holds out *training* ids; eval rows are logged and best.pt follows them."""
+    from conftest import REPO, TINY
+
+    from reidkit.engine.checkpoint import load_checkpoint
+
+    out = tmp_path / "val"
+    args = [
+        "train",
+        str(REPO / "configs/synthetic/ctl.yaml"),
+        *TINY,
+        f"data.root={synth_cache}",
+        f"train.out_dir={out}",
+        "data.val_ids=4",
+        "eval.every=1",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["event"] == "eval"]
+    assert [r["epoch"] for r in evals] == [0, 1] and all(0 < r["mAP"] <= 1 for r in evals)
+    best = load_checkpoint(out / "best.pt")
+    assert best["best"] == max(r["mAP"] for r in evals)
+    assert best["epoch"] == 1 + max(evals, key=lambda r: r["mAP"])["epoch"]
+    # the held-out identities are not trained on: 16 synthetic ids -> 8 train ids, 4 held out
+    last = load_checkpoint(out / "last.pt")
+    assert last["model"]["model.head.classifier.weight"].shape[0] == 4
