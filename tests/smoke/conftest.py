@@ -25,6 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    """The tiny CTL settings, for tests that train their own variant."""
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
 def synth_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 

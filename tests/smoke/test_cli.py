@@ -1,6 +1,7 @@
 """The CLI end to end on a tiny synthetic dataset, CPU."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -52,17 +53,15 @@ def test_bad_override_is_a_clear_error(tmp_path):
     assert "unknown key(s) ['batchsize']" in str(res.exception)
 
 
-def test_validation_selects_best_on_training_identities(tmp_path, synth_cache):
+def test_validation_selects_best_on_training_identities(tmp_path, synth_cache, tiny_overrides):
     """data.val_ids holds out *training* ids; eval rows are logged and best.pt follows them."""
-    from conftest import REPO, TINY
-
     from reidkit.engine.checkpoint import load_checkpoint
 
     out = tmp_path / "val"
     args = [
         "train",
-        str(REPO / "configs/synthetic/ctl.yaml"),
-        *TINY,
+        str(Path(__file__).resolve().parents[2] / "configs/synthetic/ctl.yaml"),
+        *tiny_overrides,
         f"data.root={synth_cache}",
         f"train.out_dir={out}",
         "data.val_ids=4",
