@@ -174,6 +174,8 @@ class TextReIDConfig:
     align_scale_pos: float = 10.0
     align_scale_neg: float = 40.0
     label_smoothing: float = 0.0
+    proj_bn: bool = True  # BatchNorm1d after both projections (without it small sets stay at chance)
+    freeze_backbone: bool = False  # keep the ImageNet image backbone fixed: train projections + text side
 
 
 METHOD_CONFIGS: dict[str, type] = {

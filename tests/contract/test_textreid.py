@@ -53,7 +53,7 @@ def test_one_step_finite_loss_keys_frozen_queues_advance() -> None:
     out["loss"].backward()
     assert all(p.grad is None for k in key_modules(m) for p in k.parameters())
     assert m.text_q.embed.weight.grad is None  # pretrained-style table: frozen
-    assert m.image_q.proj.weight.grad.abs().sum() > 0 and m.text_q.gru.weight_ih_l0.grad.abs().sum() > 0
+    assert m.image_q.proj[0].weight.grad.abs().sum() > 0 and m.text_q.gru.weight_ih_l0.grad.abs().sum() > 0
 
     q_old = {n: p.detach().clone() for n, p in m.image_q.named_parameters()}
     k_old = {n: p.detach().clone() for n, p in m.image_k.named_parameters()}
@@ -89,6 +89,31 @@ def test_random_table_is_trained_and_queue_zero_works() -> None:
     assert m.text_q.embed.weight.grad is not None and torch.isfinite(out["loss"])
     m.after_optimizer_step(make_batch(), out)
     assert len(m.text_queue) == 0
+
+
+def test_frozen_backbone_is_shared_and_untouched_by_a_step() -> None:
+    m = make(freeze_backbone=True).train()
+    assert m.image_k.backbone is m.image_q.backbone and not m.image_q.backbone.training
+    before = {k: v.clone() for k, v in m.image_q.backbone.state_dict().items()}  # weights + BN buffers
+    batch = make_batch()
+    opt = torch.optim.SGD(m.param_groups(0.1, 0.0), lr=0.1)
+    in_groups = {id(p) for g in m.param_groups(0.1, 0.0) for p in g["params"]}
+    assert not in_groups & {id(p) for p in m.image_q.backbone.parameters()}
+    k_old = m.image_k.proj[0].weight.detach().clone()
+    out = m.training_step(batch)
+    with torch.no_grad():  # the key side equals the key encoder's own forward
+        torch.testing.assert_close(
+            out["keys_image"], torch.nn.functional.normalize(m.image_k(batch.images)["feat"])
+        )
+    out["loss"].backward()
+    assert m.image_q.proj[0].weight.grad.abs().sum() > 0
+    opt.step()
+    m.after_optimizer_step(batch, out)
+    after = m.image_q.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    torch.testing.assert_close(
+        m.image_k.proj[0].weight, 0.9 * k_old + 0.1 * m.image_q.proj[0].weight.detach()
+    )
 
 
 def test_save_load_gives_identical_embeddings(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidkit.config import TextReIDConfig  # noqa: F401  (settings live in config.py)
+from reidkit.config import TextReIDConfig, to_dict
 from reidkit.losses.crossmodal import alignment_loss, cross_modal_info_nce
 from reidkit.memory.ema import ema_update, momentum_copy
 from reidkit.memory.queue import FeatureQueue
@@ -30,16 +30,29 @@ from reidkit.models.text_encoder import TextEncoder
 from reidkit.types import Batch, Embedder
 
 
-class ImageEncoder(nn.Module):
-    """Backbone feature map -> global pooling -> Linear: images [B, 3, H, W] -> {"feat": [B, dim]}."""
+def projection(in_dim: int, dim: int, bn: bool) -> nn.Module:
+    """Linear, optionally followed by BatchNorm1d. The BN removes the large component that all pooled
+    features share (post-ReLU image features, max-pooled GRU states): without it every cosine similarity
+    starts near one value and the cross-modal losses stay at chance on small sets."""
+    return nn.Sequential(nn.Linear(in_dim, dim), *([nn.BatchNorm1d(dim)] if bn else []))
 
-    def __init__(self, backbone: nn.Module, in_dim: int, dim: int, pooling: str = "avg") -> None:
+
+class ImageEncoder(nn.Module):
+    """Backbone feature map -> global pooling -> projection: images [B, 3, H, W] -> {"feat": [B, dim]}."""
+
+    def __init__(
+        self, backbone: nn.Module, in_dim: int, dim: int, pooling: str = "avg", *, bn: bool = False
+    ) -> None:
         super().__init__()
         self.backbone, self.pool, self.dim = backbone, make_pooling(pooling), dim
-        self.proj = nn.Linear(in_dim, dim)
+        self.proj = projection(in_dim, dim, bn)
+
+    def pooled(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone feature [B, in_dim] (before the projection)."""
+        return self.pool(self.backbone(images))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"feat": self.proj(self.pool(self.backbone(images)))}  # [B, dim]
+        return {"feat": self.proj(self.pooled(images))}  # [B, dim]
 
 
 class TextReID(Method):
@@ -62,6 +75,7 @@ class TextReID(Method):
         align_scale_pos: float = 10.0,
         align_scale_neg: float = 40.0,
         label_smoothing: float = 0.0,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
         if image_encoder.dim != text_encoder.dim:
@@ -90,6 +104,33 @@ class TextReID(Method):
             "scale_neg": align_scale_neg,
         }
         self.eps = label_smoothing
+        # a frozen image backbone (weights and BN statistics) is shared by the query and key image encoders:
+        # one forward pass per step, no backward through it; only the projections and the text side train
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.image_q.backbone.requires_grad_(False)
+            self.image_k.backbone = self.image_q.backbone
+            self.image_q.backbone.eval()
+
+    def train(self, mode: bool = True) -> TextReID:
+        """Like nn.Module.train, but a frozen image backbone stays in eval mode."""
+        super().train(mode)
+        if self.freeze_backbone:
+            self.image_q.backbone.eval()
+        return self
+
+    def _image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query feature [B, D], normalised key feature [B, D]); the key side without gradients."""
+        if self.freeze_backbone:
+            with torch.no_grad():
+                base = self.image_q.pooled(images)  # [B, in_dim], shared by both encoders
+                key = self.image_k.proj(base)
+            query = self.image_q.proj(base)
+        else:
+            query = self.image_q(images)["feat"]
+            with torch.no_grad():
+                key = self.image_k(images)["feat"]
+        return query.float(), F.normalize(key.float(), dim=1)
 
     def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Query text encoder: (tokens [B, L], lengths [B]) -> [B, dim], not normalised."""
@@ -99,10 +140,9 @@ class TextReID(Method):
         if batch.tokens is None or batch.lengths is None:
             raise ValueError("TextReID.training_step needs image-text batches (tokens and lengths)")
         pids = batch.pids  # [B]
-        img = self.image_q(batch.images)["feat"].float()  # [B, D]
+        img, img_k = self._image_features(batch.images)  # [B, D] each
         txt = self.text_q(batch.tokens, batch.lengths).float()  # [B, D]
         with torch.no_grad():
-            img_k = F.normalize(self.image_k(batch.images)["feat"].float(), dim=1)  # [B, D]
             txt_k = F.normalize(self.text_k(batch.tokens, batch.lengths).float(), dim=1)  # [B, D]
         img_queue, img_queue_ids = self.image_queue.get()  # [N, D], [N]
         txt_queue, txt_queue_ids = self.text_queue.get()
@@ -163,27 +203,16 @@ def build_textreid(
 ) -> TextReID:
     """TextReID from its config, a word table [V, Dw] (`data.text.make_word_table`) and a backbone name."""
     body, in_dim = make_backbone(backbone, weights, last_stride=last_stride)
-    image = ImageEncoder(body, in_dim, config.embed_dim, pooling)
+    image = ImageEncoder(body, in_dim, config.embed_dim, pooling, bn=config.proj_bn)
     text = TextEncoder(
         word_table,
         config.gru_hidden,
         config.embed_dim,
         train_table=config.train_table or config.word_table == "random",
+        bn=config.proj_bn,
     )
-    c = config
-    return TextReID(
-        image,
-        text,
-        num_classes,
-        queue_size=c.queue_size,
-        momentum=c.momentum,
-        temperature=c.temperature,
-        moco_weight=c.moco_weight,
-        align_weight=c.align_weight,
-        id_weight=c.id_weight,
-        align_alpha=c.align_alpha,
-        align_beta=c.align_beta,
-        align_scale_pos=c.align_scale_pos,
-        align_scale_neg=c.align_scale_neg,
-        label_smoothing=c.label_smoothing,
-    )
+    # the word-table fields are the runner's; the encoder shapes were used above
+    used = {"name", "word_table", "train_table", "random_dim", "clip_checkpoint", "clip_model", "min_count"}
+    used |= {"table_cache", "gru_hidden", "embed_dim", "proj_bn"}
+    kw = {k: v for k, v in to_dict(config).items() if k not in used}
+    return TextReID(image, text, num_classes, **kw)

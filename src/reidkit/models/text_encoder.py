@@ -26,6 +26,7 @@ class TextEncoder(nn.Module):
         *,
         train_table: bool = False,
         num_layers: int = 1,
+        bn: bool = False,
     ) -> None:
         super().__init__()
         if table.dim() != 2 or table.shape[0] < 2:
@@ -39,9 +40,11 @@ class TextEncoder(nn.Module):
             table.float().clone(), freeze=not train_table, padding_idx=PAD
         )  # [V, Dw]
         self.gru = nn.GRU(table.shape[1], hidden, num_layers=num_layers, batch_first=True, bidirectional=True)
-        # out_dim = 0: no projection, the pooled BiGRU output (2 * hidden) is the feature
-        self.proj: nn.Module = nn.Linear(2 * hidden, out_dim) if out_dim > 0 else nn.Identity()
+        # out_dim = 0: no projection, the pooled BiGRU output (2 * hidden) is the feature; bn: BatchNorm1d
+        # on the feature (see reidkit.methods.textreid.projection for why)
         self.dim = out_dim if out_dim > 0 else 2 * hidden
+        layers = [nn.Linear(2 * hidden, out_dim)] if out_dim > 0 else []
+        self.proj = nn.Sequential(*layers, *([nn.BatchNorm1d(self.dim)] if bn else []))  # empty: identity
 
     @property
     def vocab_size(self) -> int:

@@ -9,16 +9,22 @@ from reidkit.data.text import random_word_table
 from reidkit.models.text_encoder import TextEncoder
 
 
-def make(train_table: bool = False, out_dim: int = 6) -> TextEncoder:
+def make(train_table: bool = False, out_dim: int = 6, bn: bool = False) -> TextEncoder:
     torch.manual_seed(0)
-    return TextEncoder(random_word_table(12, 5, seed=1), hidden=4, out_dim=out_dim, train_table=train_table)
+    enc = TextEncoder(
+        random_word_table(12, 5, seed=1), hidden=4, out_dim=out_dim, train_table=train_table, bn=bn
+    )
+    if bn:  # non-trivial running statistics, so eval mode's BN is a real affine map
+        enc.proj[-1].running_mean.uniform_(-1, 1)
+        enc.proj[-1].running_var.uniform_(0.5, 2)
+    return enc
 
 
 def naive_feature(enc: TextEncoder, ids: list[int]) -> torch.Tensor:
     """One sentence, no padding, no packing: GRU over its words, max over time, projection."""
     x = enc.embed.weight[torch.tensor(ids)].unsqueeze(0)  # [1, n, Dw]
     out, _ = enc.gru(x)  # [1, n, 2H]
-    return enc.proj(out[0].max(0).values)  # [out_dim]
+    return enc.proj(out[0].max(0).values[None])[0]  # [out_dim]
 
 
 SENTENCES = [[3, 5, 7], [2], [4, 4, 9, 11, 10], [6, 1]]
@@ -32,8 +38,9 @@ def batch(sentences: list[list[int]], extra_pad: int = 0) -> tuple[torch.Tensor,
     return tokens, torch.tensor([len(s) for s in sentences])
 
 
-def test_batched_features_equal_the_per_sentence_loop() -> None:
-    enc = make().eval()
+@pytest.mark.parametrize("bn", [False, True])
+def test_batched_features_equal_the_per_sentence_loop(bn: bool) -> None:
+    enc = make(bn=bn).eval()
     with torch.no_grad():
         feats = enc(*batch(SENTENCES))  # [4, 6]
         for i, s in enumerate(SENTENCES):
@@ -41,8 +48,9 @@ def test_batched_features_equal_the_per_sentence_loop() -> None:
     assert feats.shape == (4, 6) and enc.dim == 6
 
 
-def test_feature_does_not_change_with_padding() -> None:
-    enc = make().eval()
+@pytest.mark.parametrize("bn", [False, True])
+def test_feature_does_not_change_with_padding(bn: bool) -> None:
+    enc = make(bn=bn).eval()
     with torch.no_grad():
         alone = enc(*batch([SENTENCES[0]]))  # [1, 6], no padding at all
         padded = enc(*batch(SENTENCES, extra_pad=7))  # padded to 12 inside a batch
