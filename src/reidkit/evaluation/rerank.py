@@ -138,6 +138,8 @@ def cross_modal_rerank(
     t in top-k1 texts of g}, expanded by the images' round(k1/2)-reciprocal sets with the 2/3 rule.
     Query expansion averages t with its k2-1 nearest images (images: their k2 nearest images).
     final = (1 - λ)·Jaccard + λ·d(t, g)/max_g' d(t, g'), d = squared Euclidean distance.
+    TextReID adds the re-ranking similarity 1 - Jaccard to the cosine score; for unit features (d = 2 - 2cos)
+    this blend ranks each query's gallery exactly like cos + w·(1 - Jaccard) with w = (1 - λ)·max_g' d / (2λ).
     """
     _check_params(k1, k2, lambda_value)
     t, g = _pair(query_feats, gallery_feats)

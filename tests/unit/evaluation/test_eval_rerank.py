@@ -131,3 +131,17 @@ def test_cross_modal_matches_definition(k1: int, k2: int, lam: float, clustered_
     got = cross_modal_rerank(t, g, k1, k2, lam)
     assert got.shape == (70, 130)
     np.testing.assert_allclose(got, dense_cross_modal(t, g, k1, k2, lam), atol=1e-10)
+
+
+def test_cross_modal_blend_is_cosine_plus_weighted_jaccard_similarity(clustered_points) -> None:
+    """The docstring's claim: for unit features the blend is a per-query decreasing affine map of
+    cos + w·(1 - Jaccard), w = (1 - λ)·max d / (2λ), so it ranks like TextReID's 'added' similarity."""
+    x, _ = clustered_points(120, 8, 15, 0.6, seed=3)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    t, g, lam = x[:40], x[40:], 0.3
+    jac = cross_modal_rerank(t, g, 10, 4, 0.0)  # λ = 0: the Jaccard distance alone
+    cos = t @ g.T
+    m = (2 - 2 * cos).max(1, keepdims=True)  # max_g' d(t, g')
+    score = cos + (1 - lam) * m / (2 * lam) * (1 - jac)
+    expected = (1 - lam) + 2 * lam / m - 2 * lam / m * score
+    np.testing.assert_allclose(cross_modal_rerank(t, g, 10, 4, lam), expected, atol=1e-9)
