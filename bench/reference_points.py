@@ -2,8 +2,9 @@
 
     python bench/reference_points.py [--data ../shared/data] [--only cuhk01]
 
-Rows: an untrained model built from a recipe (ImageNet weights + a fresh BNNeck), and the OSNet x0.25 MSMT17
-ReID weights from ../shared/weights (a sanity check of the data + evaluation path).
+Rows: an untrained model built from a recipe (ImageNet weights + a fresh BNNeck), the OSNet x0.25 MSMT17
+ReID weights from ../shared/weights (a sanity check of the data + evaluation path), and on cuhk03_detected the
+starting point of the unsupervised recipes (the same OSNet trunk through `cc_osnet.yaml`: 128×64, its head).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ SETS = {
     "cuhk01": ("cuhk01", "configs/cuhk01/ctl_mbv2.yaml"),
 }
 
+CC_START = "configs/cuhk03_detected/cc_osnet.yaml"
 
-def untrained(name: str, data: Path) -> dict:
-    fmt, recipe = SETS[name]
+
+def untrained(name: str, data: Path, recipe: str | None = None) -> dict:
+    recipe = recipe or SETS[name][1]
     cfg = load_config(REPO / recipe, [f"data.root={data / name}", "data.workers=0"])
     split = runner.load_split(cfg.data)
     dev = torch.device("cpu")
@@ -84,6 +87,11 @@ def main() -> None:
         for label, fn in (
             ("untrained ImageNet MobileNetV2", lambda n=name: untrained(n, args.data)),
             ("OSNet x0.25 MSMT17", lambda n=name: osnet_msmt17(n, args.data, args.weights)),
+            *(
+                [("cc_osnet.yaml start (no training)", lambda n=name: untrained(n, args.data, CC_START))]
+                if name == "cuhk03_detected"
+                else []
+            ),
         ):
             t = time.perf_counter()
             res = fn()

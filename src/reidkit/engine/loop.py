@@ -45,10 +45,13 @@ class FitResult:
 
 
 class _Metrics:
-    """Appends one JSON object per line to metrics.jsonl (and TensorBoard when asked)."""
+    """Appends one JSON object per line to metrics.jsonl (and TensorBoard when asked); a fresh run
+    (`append=False`) starts a new file, a resumed one continues the old."""
 
-    def __init__(self, out_dir: Path, tensorboard: bool) -> None:
+    def __init__(self, out_dir: Path, tensorboard: bool, append: bool) -> None:
         self.path = out_dir / "metrics.jsonl"
+        if not append:
+            self.path.unlink(missing_ok=True)
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency
@@ -99,7 +102,7 @@ def fit(
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     extra_opts: list[torch.optim.Optimizer] = list(method.extra_optimizers())
-    metrics = _Metrics(out_dir, tensorboard)
+    metrics = _Metrics(out_dir, tensorboard, append=resume and (out_dir / "last.pt").is_file())
     records = list(records)
     all_records = list(records)  # what on_epoch_start sees; `records` becomes the relabelled subset
 

@@ -96,6 +96,8 @@ def test_resume_is_exact(tmp_path):
         return [r["loss"] for r in map(json.loads, open(path / "metrics.jsonl")) if r["event"] == "step"]
 
     assert losses(tmp_path / "full") == losses(tmp_path / "part")
+    _run(tmp_path / "full")  # a fresh run into a used folder starts a new log instead of appending
+    assert losses(tmp_path / "full") == losses(tmp_path / "part")
     assert (tmp_path / "part" / "last.pt").exists() and (tmp_path / "part" / "best.pt").exists()
 
 
