@@ -72,6 +72,9 @@ class EvalConfig:
     every: int = 10  # evaluate on the validation ids every N epochs (0 = only at the end)
     centroids: bool = False
     rerank: bool = False
+    rerank_k1: int = 20  # k-reciprocal re-ranking: k1, k2, lambda (Zhong et al.'s defaults)
+    rerank_k2: int = 6
+    rerank_lambda: float = 0.3
     metric: str = "cosine"
 
 

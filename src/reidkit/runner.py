@@ -250,7 +250,13 @@ def evaluate_records(
     """Extract query and gallery features and evaluate them (CMC, mAP, mINP)."""
     q = extract_features(method, query, cfg, device)
     g = extract_features(method, gallery, cfg, device)
-    return evaluate(q, g, centroids=centroids, rerank={} if rerank else None)
+    return evaluate(q, g, centroids=centroids, rerank=rerank_options(cfg) if rerank else None)
+
+
+def rerank_options(cfg: Config) -> dict[str, Any]:
+    """The re-ranking keywords of `reidkit.evaluation.evaluate` from the eval config."""
+    e = cfg.eval
+    return {"k1": e.rerank_k1, "k2": e.rerank_k2, "lambda_value": e.rerank_lambda}
 
 
 def train(cfg: Config) -> dict[str, Any]:
@@ -377,7 +383,7 @@ def test_metrics(
         out["centroid"] = evaluate(q, g, centroids=True).as_dict()
         out["centroid_camera_aware"] = evaluate(q, g, centroids="camera").as_dict()
     if rerank:
-        out["image_rerank"] = evaluate(q, g, rerank={}).as_dict()
+        out["image_rerank"] = evaluate(q, g, rerank=rerank_options(cfg)).as_dict()
     return out
 
 
@@ -432,7 +438,7 @@ def text_test_metrics(
     g = extract_features(method, split.gallery, cfg, device)
     out = {"text_to_image": evaluate(q, g, protocol="text").as_dict()}
     if rerank:
-        out["text_to_image_rerank"] = evaluate(q, g, protocol="text", rerank={}).as_dict()
+        out["text_to_image_rerank"] = evaluate(q, g, protocol="text", rerank=rerank_options(cfg)).as_dict()
     # image -> text: captions are the gallery; no camera rule (a caption carries its image's camera)
     gi = dataclasses.replace(g, camids=np.full_like(g.camids, -1))
     qt = dataclasses.replace(q, camids=np.full_like(q.camids, -1))

@@ -53,6 +53,21 @@ def test_textreid_train_eval_search(tmp_path, synth_cache):
     assert res.exit_code == 0, res.output + repr(res.exception)
     again = json.loads(res.output[res.output.index("{") :])
     assert abs(again["text_to_image"]["mAP"] - t2i["mAP"]) < 1e-6
+    # eval.rerank_* reach the re-ranking: lambda 1 keeps only the (row-scaled) cosine distance
+    args = [
+        "eval",
+        str(out / "config.yaml"),
+        "--ckpt",
+        str(out / "last.pt"),
+        "--json",
+        "--rerank",
+        "eval.rerank_lambda=1.0",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    plain = json.loads(res.output[res.output.index("{") :])
+    assert abs(plain["text_to_image_rerank"]["mAP"] - t2i["mAP"]) < 1e-6
+    assert abs(metrics["text_to_image_rerank"]["mAP"] - t2i["mAP"]) > 1e-6  # the default lambda re-ranks
 
     root = next(p for p in synth_cache.iterdir() if p.is_dir() and not p.name.startswith("."))
     res = runner.invoke(
