@@ -4,7 +4,7 @@
 
 Rows: an untrained model built from a recipe (ImageNet weights + a fresh BNNeck), the OSNet x0.25 MSMT17
 ReID weights from ../shared/weights (a sanity check of the data + evaluation path), and on cuhk03_detected the
-starting point of the unsupervised recipes (the same OSNet trunk through `cc_osnet.yaml`, its input size and head).
+starting point of the unsupervised recipes (the OSNet trunk through `cc_osnet.yaml`: its input size and head).
 """
 
 from __future__ import annotations
