@@ -504,14 +504,15 @@ def ranked_picture(
     titles: Sequence[str] | None = None,
 ) -> Path:
     """Ranked lists (query + top-k; same-camera images of the same id removed, as in evaluation)."""
+    from reidkit.evaluation.metrics import resolve_camera_rule
     from reidkit.viz import ranked_list_grid
 
     device = next(method.parameters()).device
     q = extract_features(method, queries, cfg, device)
     g = extract_features(method, gallery, cfg, device)
     sim = q.feats @ g.feats.T  # [Q, G]
-    same_cam = (q.camids[:, None] == g.camids[None, :]) & (q.camids[:, None] >= 0)
-    sim[(q.pids[:, None] == g.pids[None, :]) & same_cam] = -np.inf
+    if resolve_camera_rule(q.camids, g.camids):  # the junk rule of query_stats
+        sim[(q.pids[:, None] == g.pids[None, :]) & (q.camids[:, None] == g.camids[None, :])] = -np.inf
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     paths = [[gallery[j].path for j in row] for row in top]
     matches = [[bool(g.pids[j] == q.pids[i]) for j in row] for i, row in enumerate(top)]

@@ -56,12 +56,3 @@ def ranked_list_grid(
     plt.close(fig)
     log.info("wrote %s", out)
     return out
-
-
-def ranked_lists(q_feats: np.ndarray, g_feats: np.ndarray, k: int) -> np.ndarray:
-    """Top-k gallery indices per query by cosine similarity of L2-normalised features: [Q, k]."""
-    sim = q_feats @ g_feats.T  # [Q, G]
-    k = min(k, g_feats.shape[0])
-    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(sim, top, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(top, order, axis=1)
