@@ -1,7 +1,8 @@
 """TextReID: text-based person search with limited data (Han et al., BMVC 2021), CM-MoCo training.
 
 Two streams: image = backbone -> pooling -> Linear; text = frozen word table -> BiGRU -> max-pool -> Linear
-(`reidkit.models.text_encoder`). Query encoders train; key encoders are momentum copies
+(`reidkit.models.text_encoder`); both Linears are followed by a BatchNorm1d unless `proj_bn=False` (a
+deviation from the paper, see `projection`). Query encoders train; key encoders are momentum copies
 (θk ← m·θk + (1−m)·θq) that get no gradients. Two queues hold past image and text keys with their
 identities. Loss = moco_weight·(InfoNCE(image q vs text keys + text queue) + InfoNCE(text q vs image keys +
 image queue)), same identity excluded from the negatives, + align_weight·alignment + id_weight·(CE of a
