@@ -109,6 +109,9 @@ def test_frozen_backbone_is_shared_and_untouched_by_a_step() -> None:
     assert m.image_q.proj[0].weight.grad.abs().sum() > 0
     opt.step()
     m.after_optimizer_step(batch, out)
+    m.embedders()["image"].embed(batch)  # an embedder switching modes must not unfreeze it either
+    assert m.training and not m.image_q.backbone.training and not m.image_k.backbone.training
+    m.training_step(batch)
     after = m.image_q.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     torch.testing.assert_close(

@@ -47,13 +47,18 @@ class ImageEncoder(nn.Module):
         super().__init__()
         self.backbone, self.pool, self.dim = backbone, make_pooling(pooling), dim
         self.proj = projection(in_dim, dim, bn)
+        self.frozen_backbone = False  # set by TextReID(freeze_backbone=True)
 
-    def pooled(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone feature [B, in_dim] (before the projection)."""
-        return self.pool(self.backbone(images))
+    def train(self, mode: bool = True) -> ImageEncoder:
+        """Like nn.Module.train, but a frozen backbone stays in eval mode (its BN statistics never move),
+        whoever switches the mode (the method, an embedder)."""
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"feat": self.proj(self.pooled(images))}  # [B, dim]
+        return {"feat": self.proj(self.pool(self.backbone(images)))}  # [B, dim]
 
 
 class TextReID(Method):
@@ -111,22 +116,17 @@ class TextReID(Method):
         if freeze_backbone:
             self.image_q.backbone.requires_grad_(False)
             self.image_k.backbone = self.image_q.backbone
-            self.image_q.backbone.eval()
-
-    def train(self, mode: bool = True) -> TextReID:
-        """Like nn.Module.train, but a frozen image backbone stays in eval mode."""
-        super().train(mode)
-        if self.freeze_backbone:
-            self.image_q.backbone.eval()
-        return self
+            for enc in (self.image_q, self.image_k):
+                enc.frozen_backbone = True
+                enc.train(enc.training)
 
     def _image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(query feature [B, D], normalised key feature [B, D]); the key side without gradients."""
         if self.freeze_backbone:
             with torch.no_grad():
-                base = self.image_q.pooled(images)  # [B, in_dim], shared by both encoders
-                key = self.image_k.proj(base)
-            query = self.image_q.proj(base)
+                fmap = self.image_q.backbone(images)  # [B, C, h, w], shared by both encoders
+                key = self.image_k.proj(self.image_k.pool(fmap))
+            query = self.image_q.proj(self.image_q.pool(fmap))  # pooling (GeM's p) still trains
         else:
             query = self.image_q(images)["feat"]
             with torch.no_grad():

@@ -3,7 +3,7 @@
 The table comes from `reidkit.data.text.make_word_table` (a frozen pretrained encoder run word by word, or
 random); it is frozen unless `train_table`. Padding (id 0) never reaches the GRU: sequences are packed by
 their lengths and the max-pool ignores padded steps, so a sentence's feature does not depend on how much
-padding its batch adds.
+padding its batch adds (in eval mode when `bn`: in training, BatchNorm uses the batch's statistics).
 """
 
 from __future__ import annotations
