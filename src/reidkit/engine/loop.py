@@ -102,14 +102,15 @@ def fit(
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     extra_opts: list[torch.optim.Optimizer] = list(method.extra_optimizers())
-    metrics = _Metrics(out_dir, tensorboard, append=resume and (out_dir / "last.pt").is_file())
+    resumed = resume and (out_dir / "last.pt").is_file()
+    metrics = _Metrics(out_dir, tensorboard, append=resumed)
     records = list(records)
     all_records = list(records)  # what on_epoch_start sees; `records` becomes the relabelled subset
 
     start_epoch, skip, step, best = 0, 0, 0, None
     last_eval: dict[str, float] = {}
     restored_rng = None
-    if resume and (out_dir / "last.pt").is_file():
+    if resumed:
         ckpt = load_checkpoint(out_dir / "last.pt", map_location=device)
         method.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
