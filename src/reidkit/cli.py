@@ -29,7 +29,8 @@ app.add_typer(viz_app, name="viz")
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 
 
-def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
+def _setup_logging(verbose: bool = False, log_file: Path | None = None, append: bool = False) -> None:
+    """Console logging, plus `log_file` when given: a new file per run, continued when `append` (resume)."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for h in list(root.handlers):
@@ -39,7 +40,7 @@ def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     )
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file)
+        fh = logging.FileHandler(log_file, mode="a" if append else "w")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(fh)
 
@@ -181,10 +182,12 @@ def train(
     """Train per a recipe; `key.sub=value` arguments override it. Writes config, checkpoints, metrics."""
     from reidkit import runner
     from reidkit.config import load_config
+    from reidkit.utils import atomic_write
 
     cfg = load_config(config, list(ctx.args))
     out_dir = Path(cfg.train.out_dir)
-    _setup_logging(verbose, out_dir / "train.log")
+    resumed = cfg.train.resume and (out_dir / "last.pt").is_file()  # the engine's rule (engine.loop.fit)
+    _setup_logging(verbose, out_dir / "train.log", append=resumed)
     with _progress() as progress:
         runner._CALLBACKS[:] = [_ProgressCallback(progress)]
         result = runner.train(cfg)
@@ -192,7 +195,7 @@ def train(
         console.print(f"stopped after {result['steps']} steps; resume with train.resume=true")
         return
     console.print(_metrics_table(f"test: {out_dir}", result))
-    with open(out_dir / "test_metrics.json", "w") as fh:
+    with atomic_write(out_dir / "test_metrics.json", "w") as fh:
         json.dump(result, fh, indent=2)
 
 

@@ -46,7 +46,7 @@ class FitResult:
 
 class _Metrics:
     """Appends one JSON object per line to metrics.jsonl (and TensorBoard when asked); a fresh run
-    (`append=False`) starts a new file, a resumed one continues the old."""
+    (`append=False`) starts a new file and new TensorBoard events, a resumed one continues the old."""
 
     def __init__(self, out_dir: Path, tensorboard: bool, append: bool) -> None:
         self.path = out_dir / "metrics.jsonl"
@@ -55,6 +55,10 @@ class _Metrics:
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency
+
+            if not append:  # an earlier run's curves would overlap this one's in TensorBoard
+                for old in (out_dir / "tb").glob("events.out.tfevents.*"):
+                    old.unlink()
 
             self.tb = SummaryWriter(str(out_dir / "tb"))
 

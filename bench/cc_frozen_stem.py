@@ -1,0 +1,279 @@
+"""Cluster-Contrast vs Cluster-Contrast + ISE on cuhk03_detected within a CPU budget: a table + JSON.
+
+    python bench/cc_frozen_stem.py --cache-only                      # stem maps once (~8 min, 2 cores)
+    python bench/cc_frozen_stem.py --variants cc cc_ise --seeds 0 1 2 [--epochs 15 --iters 60]
+
+The recipes `configs/cuhk03_detected/cc_osnet.yaml` / `cc_ise_osnet.yaml` run unchanged except for what makes
+them fit two CPU cores: the OSNet x0.25 MSMT17 start is split after `conv3`; the stem (conv1..conv3) stays
+frozen and its 256 x 128 feature maps ([96, 16, 8] per image, and those of the mirrored image) are computed
+once and cached; `conv4`, `conv5` and the BNNeck train. So the only augmentation is the horizontal flip (no
+pad/crop, no erasing). Everything else is the library's: `ClusterContrast` (clustering, memory, ISE, losses),
+`fit` (the loop), `PKSampler`, `evaluate`. Both variants share seed, budget and stem; only `method.ise`
+differs. Runs go to runs/cc_frozen_stem/<variant>_s<seed>/ (metrics.jsonl per epoch: clusters, outliers,
+ARI, loss parts, lambda_t); the table to bench/results/cc_frozen_stem.json (merged across invocations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from reidkit import runner
+from reidkit.config import load_config
+from reidkit.data.dataset import ImageDataset, collate
+from reidkit.data.sampler import PKSampler
+from reidkit.data.transforms import build_transforms
+from reidkit.engine.loop import fit
+from reidkit.engine.schedule import build_optimizer, build_scheduler
+from reidkit.evaluation import evaluate
+from reidkit.types import Batch, Features, Record
+from reidkit.utils import atomic_write, resolve_device, seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = {
+    "cc": "configs/cuhk03_detected/cc_osnet.yaml",
+    "cc_ise": "configs/cuhk03_detected/cc_ise_osnet.yaml",
+}
+log = logging.getLogger("cc_frozen_stem")
+
+
+def stem_of(body: nn.Module) -> nn.Sequential:
+    """OSNet up to and including conv3: [B, 3, 256, 128] -> [B, 96, 16, 8] for x0.25."""
+    return nn.Sequential(body.conv1, body.maxpool, body.conv2, body.conv3)
+
+
+def rest_of(body: nn.Module) -> nn.Sequential:
+    """What trains: conv4 and conv5 of OSNet."""
+    return nn.Sequential(body.conv4, body.conv5)
+
+
+@torch.no_grad()
+def stem_maps(
+    stem: nn.Module, records: Sequence[Record], cfg, device: torch.device, flip: bool
+) -> torch.Tensor:
+    """Stem maps of every record at the recipe's test transform (mirrored when `flip`), fp16 on CPU."""
+    tf = build_transforms(
+        (cfg.data.height, cfg.data.width), train=False, **runner.image_norm(cfg.model.backbone)
+    )
+    loader = DataLoader(
+        ImageDataset(records, tf), batch_size=128, num_workers=cfg.data.workers, collate_fn=collate
+    )
+    out = []
+    for i, b in enumerate(loader):
+        x = b.images.to(device)
+        out.append(stem(x.flip(3) if flip else x).half().cpu())
+        if i % 10 == 0:
+            log.info("stem maps%s: %d / %d", " (mirrored)" if flip else "", (i + 1) * 128, len(records))
+    return torch.cat(out)
+
+
+def build_cache(cfg, path: Path, device: torch.device) -> dict:
+    """Compute (or read) the stem maps of train (plain + mirrored), query and gallery."""
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    split = runner.load_split(cfg.data)
+    method = runner.build_method(cfg, 0).to(device).eval()
+    stem = stem_of(method.model.backbone)
+    cache = {
+        "train_paths": [r.path for r in split.train],
+        "train": stem_maps(stem, split.train, cfg, device, flip=False),
+        "train_flip": stem_maps(stem, split.train, cfg, device, flip=True),
+        "query": stem_maps(stem, split.query, cfg, device, flip=False),
+        "gallery": stem_maps(stem, split.gallery, cfg, device, flip=False),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as fh:
+        torch.save(cache, fh)
+    return cache
+
+
+class CachedPK:
+    """The epoch's P x K batches over cached stem maps; each sample is mirrored with probability 0.5."""
+
+    def __init__(self, maps: torch.Tensor, flipped: torch.Tensor, rows: np.ndarray, records, cfg, epoch: int):
+        self.maps, self.flipped, self.rows, self.records = maps, flipped, rows, records
+        n_ids = len({r.pid for r in records})
+        self.sampler = PKSampler(
+            [r.pid for r in records],
+            min(cfg.data.p, n_ids),
+            cfg.data.k,
+            seed=cfg.train.seed,
+            camids=[r.camid for r in records],
+            num_batches=cfg.optim.iters_per_epoch,
+        )
+        self.sampler.set_epoch(epoch)
+        self.rng = np.random.default_rng([cfg.train.seed, epoch])
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for idx in self.sampler:
+            rows = torch.from_numpy(self.rows[idx])
+            flip = torch.from_numpy(self.rng.random(len(idx)) < 0.5)
+            x = torch.where(flip[:, None, None, None], self.flipped[rows], self.maps[rows]).float()
+            yield Batch(
+                images=x,
+                pids=torch.as_tensor([self.records[i].pid for i in idx]),
+                camids=torch.as_tensor([self.records[i].camid for i in idx]),
+                index=torch.as_tensor(idx),
+            )
+
+
+def embed(method, maps: torch.Tensor, records: Sequence[Record], device: torch.device) -> Features:
+    """L2-normalised `bn_feat` of cached maps through the trainable part, in record order."""
+    emb = method.embedders()["image"]
+    feats = [emb.embed_images(maps[i : i + 256].float().to(device)).cpu() for i in range(0, len(maps), 256)]
+    return Features(
+        feats=torch.cat(feats).numpy(),
+        pids=np.asarray([r.pid for r in records]),
+        camids=np.asarray([r.camid for r in records]),
+        index=np.arange(len(records)),
+    )
+
+
+def test_report(method, cache: dict, split, device: torch.device) -> dict[str, float]:
+    q = embed(method, cache["query"], split.query, device)
+    g = embed(method, cache["gallery"], split.gallery, device)
+    img, cen = evaluate(q, g).as_dict(), evaluate(q, g, centroids=True).as_dict()
+    return {
+        "mAP": img["mAP"],
+        "R1": img["R1"],
+        "R5": img["R5"],
+        "centroid_mAP": cen["mAP"],
+        "centroid_R1": cen["R1"],
+    }
+
+
+def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dict:
+    over = [
+        f"data.root={args.data}",
+        f"train.seed={seed}",
+        f"optim.epochs={args.epochs}",
+        f"optim.iters_per_epoch={args.iters}",
+        f"optim.milestones=[{args.step}]",
+        "data.workers=0",
+    ]
+    cfg = load_config(REPO / RECIPES[variant], over)
+    split = runner.load_split(cfg.data)
+    if [r.path for r in split.train] != cache["train_paths"]:
+        raise ValueError(f"{args.cache}: cached for another training list; delete it to rebuild")
+    seed_everything(seed)
+    method = runner.build_method(cfg, 0)
+    method.model.backbone = rest_of(method.model.backbone)  # the stem's maps come from the cache
+    rows = {p: i for i, p in enumerate(cache["train_paths"])}
+    train_recs, _ = runner.relabel(split.train)  # true ids: only for the pseudo-labels' ARI/NMI log
+
+    def make_loader(records: Sequence[Record], epoch: int, skip: int) -> CachedPK:
+        if skip:
+            raise ValueError("this benchmark does not resume inside an epoch")
+        ix = np.asarray([rows[r.path] for r in records])
+        return CachedPK(cache["train"], cache["train_flip"], ix, records, cfg, epoch)
+
+    def extract(records: Sequence[Record]) -> Features:
+        ix = torch.as_tensor([rows[r.path] for r in records])
+        return embed(method, cache["train"][ix], records, device)
+
+    method.to(device)
+    start = test_report(method, cache, split, device)
+    o = cfg.optim
+    opt = build_optimizer(method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum)
+    sched = build_scheduler(
+        opt,
+        epochs=o.epochs,
+        warmup_epochs=o.warmup_epochs,
+        warmup_factor=o.warmup_factor,
+        schedule=o.schedule,
+        milestones=o.milestones,
+        gamma=o.gamma,
+    )
+    out_dir = Path(args.out) / f"{variant}_s{seed}"
+    t0 = time.perf_counter()
+    fit(
+        method,
+        train_recs,
+        make_loader,
+        optimizer=opt,
+        scheduler=sched,
+        epochs=o.epochs,
+        device=device,
+        out_dir=out_dir,
+        amp=o.amp,
+        log_every=0,
+        extract=extract,
+    )
+    seconds = time.perf_counter() - t0
+    stats = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    last = [s for s in stats if s.get("event") == "epoch"][-1]
+    return {
+        "variant": variant,
+        "seed": seed,
+        "epochs": o.epochs,
+        "iters": o.iters_per_epoch,
+        "seconds": seconds,
+        "start": start,
+        "test": test_report(method, cache, split, device),
+        "last_clusters": last.get("clusters"),
+        "last_outliers": last.get("outliers"),
+        "last_ari": last.get("ari"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cuhk03_detected")
+    ap.add_argument("--cache", type=Path, default=REPO / "runs" / "cc_frozen_stem" / "stem_cache.pt")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "cc_frozen_stem")
+    ap.add_argument("--variants", nargs="+", default=["cc", "cc_ise"], choices=sorted(RECIPES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--iters", type=int, default=60)
+    ap.add_argument("--step", type=int, default=10, help="learning-rate step (x0.1) after this epoch")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--cache-only", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    device = resolve_device(args.device)
+    cfg = load_config(REPO / RECIPES["cc"], [f"data.root={args.data}", "data.workers=2"])
+    cache = build_cache(cfg, args.cache, device)
+    if args.cache_only:
+        return
+    res_path = REPO / "bench" / "results" / "cc_frozen_stem.json"
+    rows = json.loads(res_path.read_text()) if res_path.is_file() else []
+    for seed in args.seeds:
+        for v in args.variants:
+            r = run(v, seed, args, cache, device)
+            rows = [
+                x
+                for x in rows
+                if (x["variant"], x["seed"], x["epochs"], x["iters"]) != (v, seed, r["epochs"], r["iters"])
+            ]
+            rows.append(r)
+            res_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(res_path, "w") as fh:
+                fh.write(json.dumps(rows, indent=2))
+    print(
+        f"{'variant':8} {'seed':>4} {'ep x it':>8} {'mAP':>7} {'R1':>7} {'cent.mAP':>9} {'start mAP':>9} "
+        f"{'clusters':>8} {'outl.':>6} {'ARI':>6} {'min':>5}"
+    )
+    for r in sorted(rows, key=lambda x: (x["epochs"], x["iters"], x["variant"], x["seed"])):
+        t = r["test"]
+        print(
+            f"{r['variant']:8} {r['seed']:4d} {r['epochs']:>3}x{r['iters']:<4} "
+            f"{t['mAP']:7.4f} {t['R1']:7.4f} "
+            f"{t['centroid_mAP']:9.4f} {r['start']['mAP']:9.4f} {r['last_clusters'] or 0:8.0f} "
+            f"{r['last_outliers'] or 0:6.0f} {r['last_ari'] or 0:6.3f} {r['seconds'] / 60:5.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
