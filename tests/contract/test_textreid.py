@@ -159,3 +159,19 @@ def test_fit_runs_steps_and_advances_queues(tmp_path: Path) -> None:
         max_steps=2,
     )
     assert res.steps == 2 and len(m.image_queue) == 12 and (tmp_path / "last.pt").is_file()
+
+
+def test_unfrozen_checkpoint_into_frozen_model_keeps_the_query_backbone() -> None:
+    src = make()  # trained without freezing: two different backbones
+    with torch.no_grad():
+        for p in src.image_k.backbone.parameters():
+            p.add_(1.0)
+    state = src.state_dict()
+    frozen = make(seed=3, freeze_backbone=True)
+    frozen.load_state_dict(state)
+    assert frozen.image_k.backbone is frozen.image_q.backbone
+    for k, v in frozen.image_q.backbone.state_dict().items():
+        assert torch.equal(v, state[f"image_q.backbone.{k}"]), k
+    batch = make_batch()
+    a, b = src.embedders()["image"].embed(batch), frozen.embedders()["image"].embed(batch)
+    torch.testing.assert_close(a, b)  # inference uses the query encoder: same embeddings

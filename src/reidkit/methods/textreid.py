@@ -14,6 +14,7 @@ L2-normalised `feat` (cosine similarity).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -119,6 +120,17 @@ class TextReID(Method):
             for enc in (self.image_q, self.image_k):
                 enc.frozen_backbone = True
                 enc.train(enc.training)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """With a shared frozen backbone, the query encoder's backbone weights win: a checkpoint trained
+        without freezing holds two different backbones, and the key copy must not overwrite the query's."""
+        if self.freeze_backbone:
+            qp, kp = "image_q.backbone.", "image_k.backbone."
+            state_dict = {
+                k: state_dict.get(qp + k[len(kp) :], v) if k.startswith(kp) else v
+                for k, v in state_dict.items()
+            }
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(query feature [B, D], normalised key feature [B, D]); the key side without gradients."""
