@@ -162,6 +162,7 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
         f"optim.iters_per_epoch={args.iters}",
         f"optim.milestones=[{args.step}]",
         "data.workers=0",
+        *args.set,
     ]
     cfg = load_config(REPO / RECIPES[variant], over)
     split = runner.load_split(cfg.data)
@@ -196,7 +197,7 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
         milestones=o.milestones,
         gamma=o.gamma,
     )
-    out_dir = Path(args.out) / f"{variant}_s{seed}"
+    out_dir = Path(args.out) / f"{variant}{args.tag and '_' + args.tag}_s{seed}"
     t0 = time.perf_counter()
     fit(
         method,
@@ -215,7 +216,10 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
     stats = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     last = [s for s in stats if s.get("event") == "epoch"][-1]
     return {
+        "run": out_dir.name,
         "variant": variant,
+        "tag": args.tag,
+        "overrides": list(args.set),
         "seed": seed,
         "epochs": o.epochs,
         "iters": o.iters_per_epoch,
@@ -238,6 +242,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--iters", type=int, default=60)
     ap.add_argument("--step", type=int, default=10, help="learning-rate step (x0.1) after this epoch")
+    ap.add_argument("--set", nargs="*", default=[], help="extra recipe overrides, key=value")
+    ap.add_argument("--tag", default="", help="names this setting in the table and the run folders")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cache-only", action="store_true")
     args = ap.parse_args()
@@ -247,28 +253,25 @@ def main() -> None:
     cache = build_cache(cfg, args.cache, device)
     if args.cache_only:
         return
-    res_path = REPO / "bench" / "results" / "cc_frozen_stem.json"
-    rows = json.loads(res_path.read_text()) if res_path.is_file() else []
     for seed in args.seeds:
         for v in args.variants:
             r = run(v, seed, args, cache, device)
-            rows = [
-                x
-                for x in rows
-                if (x["variant"], x["seed"], x["epochs"], x["iters"]) != (v, seed, r["epochs"], r["iters"])
-            ]
-            rows.append(r)
-            res_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(res_path, "w") as fh:
-                fh.write(json.dumps(rows, indent=2))
+            with atomic_write(Path(args.out) / r["run"] / "result.json", "w") as fh:
+                fh.write(json.dumps(r, indent=2))
+    # the table: every finished run under --out (runs may go on in parallel processes)
+    rows = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/result.json"))]
+    with atomic_write(REPO / "bench" / "results" / "cc_frozen_stem.json", "w") as fh:
+        fh.write(json.dumps(rows, indent=2))
     print(
-        f"{'variant':8} {'seed':>4} {'ep x it':>8} {'mAP':>7} {'R1':>7} {'cent.mAP':>9} {'start mAP':>9} "
+        f"{'variant:tag':16} {'seed':>4} {'ep x it':>8} "
+        f"{'mAP':>7} {'R1':>7} {'cent.mAP':>9} {'start mAP':>9} "
         f"{'clusters':>8} {'outl.':>6} {'ARI':>6} {'min':>5}"
     )
-    for r in sorted(rows, key=lambda x: (x["epochs"], x["iters"], x["variant"], x["seed"])):
+    for r in sorted(rows, key=lambda x: (x["tag"], x["epochs"], x["iters"], x["variant"], x["seed"])):
         t = r["test"]
         print(
-            f"{r['variant']:8} {r['seed']:4d} {r['epochs']:>3}x{r['iters']:<4} "
+            f"{r['variant'] + (r['tag'] and ':' + r['tag']):16} {r['seed']:4d} "
+            f"{r['epochs']:>3}x{r['iters']:<4} "
             f"{t['mAP']:7.4f} {t['R1']:7.4f} "
             f"{t['centroid_mAP']:9.4f} {r['start']['mAP']:9.4f} {r['last_clusters'] or 0:8.0f} "
             f"{r['last_outliers'] or 0:6.0f} {r['last_ari'] or 0:6.3f} {r['seconds'] / 60:5.1f}"

@@ -48,6 +48,9 @@ class ModelConfig:
     last_stride: int = 1
     pooling: str = "avg"  # avg | gem | max
     neck: bool = True  # BNNeck between feature and classifier
+    # backbone BatchNorm keeps its pretrained running statistics while training (affine weights still
+    # train): batch statistics of a new domain can wreck a ReID start (see docs/results.md, issue 5)
+    freeze_bn: bool = False
 
 
 @dataclass(frozen=True)

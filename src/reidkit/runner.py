@@ -189,7 +189,13 @@ def build_method(
         from reidkit.methods.ctl import CTL
 
         model = build_reid_model(
-            m.backbone, num_classes, weights=w, last_stride=m.last_stride, pooling=m.pooling, neck=m.neck
+            m.backbone,
+            num_classes,
+            weights=w,
+            last_stride=m.last_stride,
+            pooling=m.pooling,
+            neck=m.neck,
+            freeze_bn=m.freeze_bn,
         )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return CTL(model, num_classes, **kw)
@@ -197,10 +203,21 @@ def build_method(
         from reidkit.methods.cluster_contrast import ClusterContrast
 
         model = build_reid_model(
-            m.backbone, 0, weights=w, last_stride=m.last_stride, pooling=m.pooling, neck=m.neck
+            m.backbone,
+            0,
+            weights=w,
+            last_stride=m.last_stride,
+            pooling=m.pooling,
+            neck=m.neck,
+            freeze_bn=m.freeze_bn,
         )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return ClusterContrast(model, steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
+    if m.freeze_bn and isinstance(cfg.method, TextReIDConfig | FRPTConfig):
+        raise ValueError(
+            "model.freeze_bn applies to ctl and cluster_contrast; textreid freezes its image backbone with "
+            "method.freeze_backbone and frpt's backbone is always frozen"
+        )
     if isinstance(cfg.method, TextReIDConfig):
         from reidkit.methods.textreid import build_textreid
 

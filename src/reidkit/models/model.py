@@ -12,11 +12,23 @@ from reidkit.models.heads import EmbeddingHead
 
 
 class ReIDModel(nn.Module):
-    """`forward(images)` returns {"feat", "bn_feat", "logits" (when classes > 0)} in train and eval."""
+    """`forward(images)` returns {"feat", "bn_feat", "logits" (when classes > 0)} in train and eval.
 
-    def __init__(self, backbone: nn.Module, head: EmbeddingHead, dim: int) -> None:
+    `freeze_bn`: the backbone's BatchNorm layers stay in eval mode (running statistics frozen, affine
+    weights trainable) whatever `train()` is called with; the head's BNNeck trains as usual.
+    """
+
+    def __init__(self, backbone: nn.Module, head: EmbeddingHead, dim: int, freeze_bn: bool = False) -> None:
         super().__init__()
-        self.backbone, self.head, self.dim = backbone, head, dim
+        self.backbone, self.head, self.dim, self.freeze_bn = backbone, head, dim, freeze_bn
+
+    def train(self, mode: bool = True) -> ReIDModel:
+        super().train(mode)
+        if self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head(self.backbone(images))  # [B, 3, H, W] -> {feat: [B, D], ...}
@@ -30,7 +42,9 @@ def build_reid_model(
     last_stride: int = 1,
     pooling: str = "avg",
     neck: bool = True,
+    freeze_bn: bool = False,
 ) -> ReIDModel:
     """Backbone by name (see `reidkit.models.backbones.BACKBONES`) plus the BNNeck embedding head."""
     body, dim = make_backbone(backbone, weights, last_stride=last_stride)
-    return ReIDModel(body, EmbeddingHead(dim, num_classes, pooling=pooling, neck=neck), dim)
+    head = EmbeddingHead(dim, num_classes, pooling=pooling, neck=neck)
+    return ReIDModel(body, head, dim, freeze_bn=freeze_bn).train()
