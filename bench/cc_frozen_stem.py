@@ -2,6 +2,7 @@
 
     python bench/cc_frozen_stem.py --cache-only                      # stem maps once (~8 min, 2 cores)
     python bench/cc_frozen_stem.py --variants cc cc_ise --seeds 0 1 2 [--epochs 15 --iters 60]
+    python bench/cc_frozen_stem.py --bn-check     # why the recipes keep the MSMT17 BatchNorm statistics
 
 The recipes `configs/cuhk03_detected/cc_osnet.yaml` / `cc_ise_osnet.yaml` run unchanged except for what makes
 them fit two CPU cores: the OSNet x0.25 MSMT17 start is split after `conv3`; the stem (conv1..conv3) stays
@@ -154,6 +155,28 @@ def test_report(method, cache: dict, split, device: torch.device) -> dict[str, f
     }
 
 
+@torch.no_grad()
+def bn_check(args, cache: dict, device: torch.device, batches: int = 5) -> dict[str, dict[str, float]]:
+    """Test metrics of the untrained start, and after `batches` train-mode forwards (no optimiser step) that
+    only let BatchNorm running statistics move towards CUHK03 batch statistics: all BN, or the BNNeck only."""
+    cfg = load_config(REPO / RECIPES["cc"], [f"data.root={args.data}", "model.freeze_bn=false"])
+    split = runner.load_split(cfg.data)
+    res = {}
+    for name, neck_only in (("start", None), ("all_bn_stats_moved", False), ("bnneck_stats_moved", True)):
+        seed_everything(0)
+        method = runner.build_method(cfg, 0)
+        method.model.backbone = rest_of(method.model.backbone)
+        method.to(device).train()
+        if neck_only:
+            method.model.backbone.eval()
+        g = torch.Generator().manual_seed(0)
+        for _ in range(batches if neck_only is not None else 0):
+            ix = torch.randint(0, len(cache["train"]), (cfg.data.p * cfg.data.k,), generator=g)
+            method.model(cache["train"][ix].float().to(device))
+        res[name] = test_report(method, cache, split, device)
+    return res
+
+
 def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dict:
     over = [
         f"data.root={args.data}",
@@ -246,12 +269,20 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="names this setting in the table and the run folders")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cache-only", action="store_true")
+    ap.add_argument("--bn-check", action="store_true", help="only the BatchNorm-statistics check")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     device = resolve_device(args.device)
     cfg = load_config(REPO / RECIPES["cc"], [f"data.root={args.data}", "data.workers=2"])
     cache = build_cache(cfg, args.cache, device)
     if args.cache_only:
+        return
+    if args.bn_check:
+        res = bn_check(args, cache, device)
+        for k, v in res.items():
+            print(f"{k:22} mAP {v['mAP']:.4f} R1 {v['R1']:.4f} centroid mAP {v['centroid_mAP']:.4f}")
+        with atomic_write(REPO / "bench" / "results" / "cc_frozen_stem_bn_check.json", "w") as fh:
+            fh.write(json.dumps(res, indent=2))
         return
     for seed in args.seeds:
         for v in args.variants:
