@@ -2,7 +2,7 @@
 
     python bench/cc_frozen_stem.py --cache-only                      # stem maps once (~8 min, 2 cores)
     python bench/cc_frozen_stem.py --variants cc cc_ise --seeds 0 1 2 [--epochs 15 --iters 60]
-    python bench/cc_frozen_stem.py --bn-check     # why the recipes keep the MSMT17 BatchNorm statistics
+    python bench/cc_frozen_stem.py --bn-check     # why the recipes set model.freeze_bn (folded-BN weights)
 
 The recipes `configs/cuhk03_detected/cc_osnet.yaml` / `cc_ise_osnet.yaml` run unchanged except for what makes
 them fit two CPU cores: the OSNet x0.25 MSMT17 start is split after `conv3`; the stem (conv1..conv3) stays
@@ -11,7 +11,8 @@ once and cached; `conv4`, `conv5` and the BNNeck train. So the only augmentation
 pad/crop, no erasing). Everything else is the library's: `ClusterContrast` (clustering, memory, ISE, losses),
 `fit` (the loop), `PKSampler`, `evaluate`. Both variants share seed, budget and stem; only `method.ise`
 differs. Runs go to runs/cc_frozen_stem/<variant>_s<seed>/ (metrics.jsonl per epoch: clusters, outliers,
-ARI, loss parts, lambda_t); the table to bench/results/cc_frozen_stem.json (merged across invocations).
+ARI, loss parts, lambda_t) and their result.json; the table of all runs to bench/results/cc_frozen_stem.json.
+The cache records what it was computed from (image lists, weights file, input size); it is checked before use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,32 +79,82 @@ def stem_maps(
     return torch.cat(out)
 
 
-def build_cache(cfg, path: Path, device: torch.device) -> dict:
+def cache_key(cfg: Any) -> dict[str, Any]:
+    """What the cached stem maps depend on besides the image lists."""
+    w = Path(cfg.model.weights)
+    return {
+        "backbone": cfg.model.backbone,
+        "weights": str(w.resolve()),
+        "weights_bytes": w.stat().st_size,
+        "size": [cfg.data.height, cfg.data.width],
+    }
+
+
+def build_cache(cfg: Any, path: Path, device: torch.device) -> dict[str, Any]:
     """Compute (or read) the stem maps of train (plain + mirrored), query and gallery."""
     if path.is_file():
-        return torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=True)
     split = runner.load_split(cfg.data)
     method = runner.build_method(cfg, 0).to(device).eval()
     stem = stem_of(method.model.backbone)
     cache = {
+        "key": cache_key(cfg),
         "train_paths": [r.path for r in split.train],
+        "query_paths": [r.path for r in split.query],
+        "gallery_paths": [r.path for r in split.gallery],
         "train": stem_maps(stem, split.train, cfg, device, flip=False),
         "train_flip": stem_maps(stem, split.train, cfg, device, flip=True),
         "query": stem_maps(stem, split.query, cfg, device, flip=False),
         "gallery": stem_maps(stem, split.gallery, cfg, device, flip=False),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as fh:
         torch.save(cache, fh)
     return cache
 
 
+def check_cache(cache: dict[str, Any], cfg: Any, split: Any, path: Path) -> None:
+    """The cached maps must belong to this config's images, weights and input size, row by row."""
+    want = {
+        "key": cache_key(cfg),
+        "train_paths": [r.path for r in split.train],
+        "query_paths": [r.path for r in split.query],
+        "gallery_paths": [r.path for r in split.gallery],
+    }
+    bad = [k for k, v in want.items() if cache.get(k) != v]
+    if bad:
+        raise ValueError(f"{path}: cached for other {bad}; delete it (or pass another --cache) to rebuild")
+
+
+# overrides the cached stem maps would silently ignore
+IGNORED = (
+    "data.height",
+    "data.width",
+    "data.pad",
+    "data.erasing",
+    "data.color_jitter",
+    "data.flip",
+    "model.backbone",
+    "model.weights",
+    "model.last_stride",
+)
+
+
 class CachedPK:
     """The epoch's P x K batches over cached stem maps; each sample is mirrored with probability 0.5."""
 
-    def __init__(self, maps: torch.Tensor, flipped: torch.Tensor, rows: np.ndarray, records, cfg, epoch: int):
+    def __init__(
+        self,
+        maps: torch.Tensor,
+        flipped: torch.Tensor,
+        rows: np.ndarray,
+        records: Sequence[Record],
+        cfg: Any,
+        epoch: int,
+    ) -> None:
         self.maps, self.flipped, self.rows, self.records = maps, flipped, rows, records
         n_ids = len({r.pid for r in records})
+        if n_ids < cfg.data.p:
+            log.warning("epoch %d: only %d clusters for P=%d; using P=%d", epoch, n_ids, cfg.data.p, n_ids)
         self.sampler = PKSampler(
             [r.pid for r in records],
             min(cfg.data.p, n_ids),
@@ -156,22 +208,41 @@ def test_report(method, cache: dict, split, device: torch.device) -> dict[str, f
 
 
 @torch.no_grad()
-def bn_check(args, cache: dict, device: torch.device, batches: int = 5) -> dict[str, dict[str, float]]:
-    """Test metrics of the untrained start, and after `batches` train-mode forwards (no optimiser step) that
-    only let BatchNorm running statistics move towards CUHK03 batch statistics: all BN, or the BNNeck only."""
+def bn_check(args: Any, cache: dict[str, Any], device: torch.device, batches: int = 5) -> dict[str, Any]:
+    """Test metrics of the untrained start after `batches` train-mode forwards (no optimiser step) that only
+    move BatchNorm running statistics (momentum 0.1) towards CUHK03 batch statistics. The weights file folds
+    its BNs into the convs (placeholder statistics 0 / 1), so train-mode BN computes another function unless
+    the statistics are kept (model.freeze_bn) or first recalibrated without changing the eval function."""
+    from reidkit.models.weights import recalibrate_batchnorm
+
     cfg = load_config(REPO / RECIPES["cc"], [f"data.root={args.data}", "model.freeze_bn=false"])
     split = runner.load_split(cfg.data)
-    res = {}
-    for name, neck_only in (("start", None), ("all_bn_stats_moved", False), ("bnneck_stats_moved", True)):
+    check_cache(cache, cfg, split, args.cache)
+    g = torch.Generator().manual_seed(0)
+    n = cfg.data.p * cfg.data.k
+    calib = [
+        cache["train"][torch.randint(0, len(cache["train"]), (n,), generator=g)].float() for _ in range(20)
+    ]
+    rows = {  # name: (recalibrate conv4/conv5 BN first, which BN statistics move)
+        "start": (False, "none"),
+        "conv4_conv5_and_bnneck_stats_moved": (False, "all"),
+        "bnneck_stats_moved": (False, "bnneck"),
+        "recalibrated": (True, "none"),
+        "recalibrated_then_all_stats_moved": (True, "all"),
+    }
+    res: dict[str, Any] = {"batches": batches}
+    for name, (recalibrate, moved) in rows.items():
         seed_everything(0)
         method = runner.build_method(cfg, 0)
         method.model.backbone = rest_of(method.model.backbone)
-        method.to(device).train()
-        if neck_only:
+        method.to(device)
+        if recalibrate:
+            recalibrate_batchnorm(method.model.backbone, calib)
+        method.train()
+        if moved == "bnneck":
             method.model.backbone.eval()
-        g = torch.Generator().manual_seed(0)
-        for _ in range(batches if neck_only is not None else 0):
-            ix = torch.randint(0, len(cache["train"]), (cfg.data.p * cfg.data.k,), generator=g)
+        for _ in range(batches if moved != "none" else 0):
+            ix = torch.randint(0, len(cache["train"]), (n,), generator=g)
             method.model(cache["train"][ix].float().to(device))
         res[name] = test_report(method, cache, split, device)
     return res
@@ -187,10 +258,12 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
         "data.workers=0",
         *args.set,
     ]
+    ignored = [o for o in args.set if o.split("=", 1)[0] in IGNORED]
+    if ignored:
+        raise ValueError(f"--set {ignored}: the cached stem maps do not follow these; use the recipe")
     cfg = load_config(REPO / RECIPES[variant], over)
     split = runner.load_split(cfg.data)
-    if [r.path for r in split.train] != cache["train_paths"]:
-        raise ValueError(f"{args.cache}: cached for another training list; delete it to rebuild")
+    check_cache(cache, cfg, split, args.cache)
     seed_everything(seed)
     method = runner.build_method(cfg, 0)
     method.model.backbone = rest_of(method.model.backbone)  # the stem's maps come from the cache
@@ -280,7 +353,9 @@ def main() -> None:
     if args.bn_check:
         res = bn_check(args, cache, device)
         for k, v in res.items():
-            print(f"{k:22} mAP {v['mAP']:.4f} R1 {v['R1']:.4f} centroid mAP {v['centroid_mAP']:.4f}")
+            if k == "batches":
+                continue
+            print(f"{k:36} mAP {v['mAP']:.4f} R1 {v['R1']:.4f} centroid mAP {v['centroid_mAP']:.4f}")
         with atomic_write(REPO / "bench" / "results" / "cc_frozen_stem_bn_check.json", "w") as fh:
             fh.write(json.dumps(res, indent=2))
         return

@@ -182,12 +182,12 @@ def train(
     """Train per a recipe; `key.sub=value` arguments override it. Writes config, checkpoints, metrics."""
     from reidkit import runner
     from reidkit.config import load_config
+    from reidkit.engine.loop import will_resume
     from reidkit.utils import atomic_write
 
     cfg = load_config(config, list(ctx.args))
     out_dir = Path(cfg.train.out_dir)
-    resumed = cfg.train.resume and (out_dir / "last.pt").is_file()  # the engine's rule (engine.loop.fit)
-    _setup_logging(verbose, out_dir / "train.log", append=resumed)
+    _setup_logging(verbose, out_dir / "train.log", append=will_resume(out_dir, cfg.train.resume))
     with _progress() as progress:
         runner._CALLBACKS[:] = [_ProgressCallback(progress)]
         result = runner.train(cfg)

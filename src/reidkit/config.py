@@ -48,8 +48,9 @@ class ModelConfig:
     last_stride: int = 1
     pooling: str = "avg"  # avg | gem | max
     neck: bool = True  # BNNeck between feature and classifier
-    # backbone BatchNorm keeps its pretrained running statistics while training (affine weights still
-    # train): batch statistics of a new domain can wreck a ReID start (see docs/results.md, issue 5)
+    # backbone BatchNorm stays in eval mode while training (running statistics kept, affine weights train):
+    # for weights whose BNs were folded into the convs (placeholder statistics), where train-mode BN would
+    # compute another function (docs/results.md, issue 5); also the usual choice for tiny batches
     freeze_bn: bool = False
 
 

@@ -185,6 +185,13 @@ def build_method(
 
     m = cfg.model
     w = m.weights if weights == "config" else weights
+    if m.freeze_bn and not isinstance(cfg.method, CTLConfig | ClusterContrastConfig):
+        raise ValueError(
+            "model.freeze_bn applies to ctl and cluster_contrast; textreid freezes its image backbone with "
+            "method.freeze_backbone and frpt's backbone is always frozen"
+        )
+    if m.freeze_bn and m.weights is None:
+        log.warning("model.freeze_bn with model.weights=null keeps freshly initialised BN statistics (0 / 1)")
     if isinstance(cfg.method, CTLConfig):
         from reidkit.methods.ctl import CTL
 
@@ -213,11 +220,6 @@ def build_method(
         )
         kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
         return ClusterContrast(model, steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
-    if m.freeze_bn and isinstance(cfg.method, TextReIDConfig | FRPTConfig):
-        raise ValueError(
-            "model.freeze_bn applies to ctl and cluster_contrast; textreid freezes its image backbone with "
-            "method.freeze_backbone and frpt's backbone is always frozen"
-        )
     if isinstance(cfg.method, TextReIDConfig):
         from reidkit.methods.textreid import build_textreid
 

@@ -175,3 +175,12 @@ def test_unfrozen_checkpoint_into_frozen_model_keeps_the_query_backbone() -> Non
     batch = make_batch()
     a, b = src.embedders()["image"].embed(batch), frozen.embedders()["image"].embed(batch)
     torch.testing.assert_close(a, b)  # inference uses the query encoder: same embeddings
+
+
+def test_frozen_model_loads_a_state_without_the_key_backbone_copy() -> None:
+    src = make(seed=1, freeze_backbone=True)
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith("image_k.backbone.")}
+    frozen = make(seed=3, freeze_backbone=True)
+    frozen.load_state_dict(state)  # strict: the shared module is fully given by the query's keys
+    for k, v in frozen.image_k.backbone.state_dict().items():
+        assert torch.equal(v, state[f"image_q.backbone.{k}"]), k

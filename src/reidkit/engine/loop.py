@@ -71,6 +71,11 @@ class _Metrics:
                     self.tb.add_scalar(k, v, row.get("step", 0))
 
 
+def will_resume(out_dir: str | Path, resume: bool) -> bool:
+    """A run continues (checkpoint, metrics, logs) only when asked to and `out_dir/last.pt` exists."""
+    return resume and (Path(out_dir) / "last.pt").is_file()
+
+
 def fit(
     method: torch.nn.Module,
     records: Sequence[Record],
@@ -106,7 +111,7 @@ def fit(
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     extra_opts: list[torch.optim.Optimizer] = list(method.extra_optimizers())
-    resumed = resume and (out_dir / "last.pt").is_file()
+    resumed = will_resume(out_dir, resume)
     metrics = _Metrics(out_dir, tensorboard, append=resumed)
     records = list(records)
     all_records = list(records)  # what on_epoch_start sees; `records` becomes the relabelled subset

@@ -13,6 +13,7 @@ L2-normalised `feat` (cosine similarity).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +124,17 @@ class TextReID(Method):
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         """With a shared frozen backbone, the query encoder's backbone weights win: a checkpoint trained
-        without freezing holds two different backbones, and the key copy must not overwrite the query's."""
+        without freezing holds two different backbones, and the key copy must not overwrite the query's;
+        one that lacks the key copy's backbone keys still loads fully."""
         if self.freeze_backbone:
             qp, kp = "image_q.backbone.", "image_k.backbone."
-            state_dict = {
-                k: state_dict.get(qp + k[len(kp) :], v) if k.startswith(kp) else v
-                for k, v in state_dict.items()
-            }
+            fixed = OrderedDict(state_dict)
+            for k in self.state_dict():
+                if k.startswith(kp) and qp + k[len(kp) :] in fixed:
+                    fixed[k] = fixed[qp + k[len(kp) :]]
+            if hasattr(state_dict, "_metadata"):
+                fixed._metadata = state_dict._metadata  # type: ignore[attr-defined]
+            state_dict = fixed
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,41 +3,62 @@
 import logging
 import sys
 import types
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import torch
 
 from reidkit.cli import _setup_logging
-from reidkit.engine.loop import _Metrics
+from reidkit.engine.loop import _Metrics, will_resume
 
 
-def _log_lines(path, text, append):
-    _setup_logging(log_file=path, append=append)
-    logging.getLogger("reidkit.test").info(text)
-    for h in list(logging.getLogger().handlers):
-        h.flush()
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """_setup_logging replaces the root handlers: give pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        root.removeHandler(h)
         if isinstance(h, logging.FileHandler):
             h.close()
-            logging.getLogger().removeHandler(h)
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def _log(path: Path, text: str, append: bool) -> str:
+    _setup_logging(log_file=path, append=append)
+    logging.getLogger("reidkit.test").info(text)
+    for h in logging.getLogger().handlers:
+        h.flush()
     return path.read_text()
 
 
-def test_train_log_is_per_run(tmp_path):
+def test_train_log_is_per_run(tmp_path: Path, root_logging: None) -> None:
     log = tmp_path / "train.log"
-    assert "first" in _log_lines(log, "first", append=False)
-    text = _log_lines(log, "second", append=False)
+    assert "first" in _log(log, "first", append=False)
+    text = _log(log, "second", append=False)
     assert "second" in text and "first" not in text
-    text = _log_lines(log, "third", append=True)
+    text = _log(log, "third", append=True)
     assert "second" in text and "third" in text
 
 
-def test_fresh_run_starts_new_tensorboard_events(tmp_path, monkeypatch):
+def test_will_resume_needs_the_request_and_a_checkpoint(tmp_path: Path) -> None:
+    assert not will_resume(tmp_path, True) and not will_resume(tmp_path, False)
+    (tmp_path / "last.pt").write_bytes(b"")
+    assert will_resume(tmp_path, True) and not will_resume(tmp_path, False)
+
+
+def test_fresh_run_starts_new_tensorboard_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written = []
 
     class FakeWriter:  # stands in for torch.utils.tensorboard.SummaryWriter (an optional dependency)
-        def __init__(self, log_dir):
+        def __init__(self, log_dir: str) -> None:
             self.log_dir = log_dir
 
-        def add_scalar(self, *a):
+        def add_scalar(self, *a: object) -> None:
             written.append(a)
 
     monkeypatch.setitem(
