@@ -36,7 +36,6 @@ from reidkit.data.dataset import ImageDataset, collate
 from reidkit.data.sampler import PKSampler
 from reidkit.data.transforms import build_transforms
 from reidkit.engine.loop import fit
-from reidkit.engine.schedule import build_optimizer, build_scheduler
 from reidkit.evaluation import evaluate
 from reidkit.types import Batch, Features, Record
 from reidkit.utils import atomic_write, resolve_device, seed_everything
@@ -283,16 +282,7 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
     method.to(device)
     start = test_report(method, cache, split, device)
     o = cfg.optim
-    opt = build_optimizer(method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum)
-    sched = build_scheduler(
-        opt,
-        epochs=o.epochs,
-        warmup_epochs=o.warmup_epochs,
-        warmup_factor=o.warmup_factor,
-        schedule=o.schedule,
-        milestones=o.milestones,
-        gamma=o.gamma,
-    )
+    opt, sched = runner.build_optimisation(method, o)
     out_dir = Path(args.out) / f"{variant}{args.tag and '_' + args.tag}_s{seed}"
     t0 = time.perf_counter()
     fit(

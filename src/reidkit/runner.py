@@ -22,6 +22,7 @@ from reidkit.config import (
     CTLConfig,
     DataConfig,
     FRPTConfig,
+    OptimConfig,
     TextReIDConfig,
     dump,
     to_dict,
@@ -278,6 +279,25 @@ def rerank_options(cfg: Config) -> dict[str, Any]:
     return {"k1": e.rerank_k1, "k2": e.rerank_k2, "lambda_value": e.rerank_lambda}
 
 
+def build_optimisation(
+    method: Method, o: OptimConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser over the method's trainable parameter groups and its learning-rate schedule."""
+    optimizer = build_optimizer(
+        method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        epochs=o.epochs,
+        warmup_epochs=o.warmup_epochs,
+        warmup_factor=o.warmup_factor,
+        schedule=o.schedule,
+        milestones=o.milestones,
+        gamma=o.gamma,
+    )
+    return optimizer, scheduler
+
+
 def train(cfg: Config) -> dict[str, Any]:
     """Train per the config into cfg.train.out_dir; returns final test metrics (per image and centroids)."""
     seed_everything(cfg.train.seed)
@@ -310,18 +330,7 @@ def train(cfg: Config) -> dict[str, Any]:
     else:
         method = build_method(cfg, num_classes)
     o = cfg.optim
-    optimizer = build_optimizer(
-        method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum
-    )
-    scheduler = build_scheduler(
-        optimizer,
-        epochs=o.epochs,
-        warmup_epochs=o.warmup_epochs,
-        warmup_factor=o.warmup_factor,
-        schedule=o.schedule,
-        milestones=o.milestones,
-        gamma=o.gamma,
-    )
+    optimizer, scheduler = build_optimisation(method, o)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_records(m, val_q, val_g, cfg, device).as_dict()  # type: ignore[arg-type]
