@@ -1,7 +1,7 @@
 """Cluster-Contrast vs Cluster-Contrast + ISE on cuhk03_detected within a CPU budget: a table + JSON.
 
     python bench/cc_frozen_stem.py --cache-only                      # stem maps once (~8 min, 2 cores)
-    python bench/cc_frozen_stem.py --variants cc cc_ise --seeds 0 1 2 [--epochs 15 --iters 60]
+    python bench/cc_frozen_stem.py --variants cc cc_ise --seeds 0 1 2 3 4 [--epochs 20 --iters 60 --step 14]
     python bench/cc_frozen_stem.py --bn-check     # why the recipes set model.freeze_bn (folded-BN weights)
 
 The recipes `configs/cuhk03_detected/cc_osnet.yaml` / `cc_ise_osnet.yaml` run unchanged except for what makes
@@ -181,7 +181,7 @@ class CachedPK:
             )
 
 
-def embed(method, maps: torch.Tensor, records: Sequence[Record], device: torch.device) -> Features:
+def embed(method: Any, maps: torch.Tensor, records: Sequence[Record], device: torch.device) -> Features:
     """L2-normalised `bn_feat` of cached maps through the trainable part, in record order."""
     emb = method.embedders()["image"]
     feats = [emb.embed_images(maps[i : i + 256].float().to(device)).cpu() for i in range(0, len(maps), 256)]
@@ -193,7 +193,8 @@ def embed(method, maps: torch.Tensor, records: Sequence[Record], device: torch.d
     )
 
 
-def test_report(method, cache: dict, split, device: torch.device) -> dict[str, float]:
+def split_report(method: Any, cache: dict[str, Any], split: Any, device: torch.device) -> dict[str, float]:
+    """Per-image and centroid metrics of the query / gallery stem maps through the trainable part."""
     q = embed(method, cache["query"], split.query, device)
     g = embed(method, cache["gallery"], split.gallery, device)
     img, cen = evaluate(q, g).as_dict(), evaluate(q, g, centroids=True).as_dict()
@@ -243,11 +244,12 @@ def bn_check(args: Any, cache: dict[str, Any], device: torch.device, batches: in
         for _ in range(batches if moved != "none" else 0):
             ix = torch.randint(0, len(cache["train"]), (n,), generator=g)
             method.model(cache["train"][ix].float().to(device))
-        res[name] = test_report(method, cache, split, device)
+        res[name] = split_report(method, cache, split, device)
     return res
 
 
-def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dict:
+def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Train one variant / seed from the cached stem maps; start and final test metrics, last clustering."""
     over = [
         f"data.root={args.data}",
         f"train.seed={seed}",
@@ -280,7 +282,7 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
         return embed(method, cache["train"][ix], records, device)
 
     method.to(device)
-    start = test_report(method, cache, split, device)
+    start = split_report(method, cache, split, device)
     o = cfg.optim
     opt, sched = runner.build_optimisation(method, o)
     out_dir = Path(args.out) / f"{variant}{args.tag and '_' + args.tag}_s{seed}"
@@ -311,7 +313,7 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
         "iters": o.iters_per_epoch,
         "seconds": seconds,
         "start": start,
-        "test": test_report(method, cache, split, device),
+        "test": split_report(method, cache, split, device),
         "last_clusters": last.get("clusters"),
         "last_outliers": last.get("outliers"),
         "last_ari": last.get("ari"),
@@ -319,15 +321,16 @@ def run(variant: str, seed: int, args, cache: dict, device: torch.device) -> dic
 
 
 def main() -> None:
+    """Build or read the stem cache, then the BN check or the runs, then the table of every finished run."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cuhk03_detected")
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "cc_frozen_stem" / "stem_cache.pt")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "cc_frozen_stem")
     ap.add_argument("--variants", nargs="+", default=["cc", "cc_ise"], choices=sorted(RECIPES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--iters", type=int, default=60)
-    ap.add_argument("--step", type=int, default=10, help="learning-rate step (x0.1) after this epoch")
+    ap.add_argument("--step", type=int, default=14, help="learning-rate step (x0.1) after this epoch")
     ap.add_argument("--set", nargs="*", default=[], help="extra recipe overrides, key=value")
     ap.add_argument("--tag", default="", help="names this setting in the table and the run folders")
     ap.add_argument("--device", default="auto")
