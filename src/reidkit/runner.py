@@ -136,9 +136,28 @@ def test_loader(records: Sequence[Record], cfg: Config, device: torch.device) ->
     )
 
 
+def pk_sampler(records: Sequence[Record], cfg: Config, epoch: int, skip: int = 0) -> PKSampler:
+    """The epoch's P x K batch sampler over `records` (camera-interleaved, `optim.iters_per_epoch` long)."""
+    p = cfg.data.p
+    n_ids = len({r.pid for r in records if r.pid >= 0})
+    if n_ids < p:  # pseudo-labelling can yield fewer clusters than P in an early epoch
+        log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, n_ids)
+        p = n_ids
+    sampler = PKSampler(
+        [r.pid for r in records],
+        p,
+        cfg.data.k,
+        seed=cfg.train.seed,
+        camids=[r.camid for r in records],
+        num_batches=cfg.optim.iters_per_epoch,
+    )
+    sampler.set_epoch(epoch, skip)
+    return sampler
+
+
 def make_train_loader_factory(cfg: Config, device: torch.device, tokenizer=None):
     """(records, epoch, skip) -> DataLoader over P x K batches; a per-epoch generator keeps resumes exact."""
-    data, seed, iters_per_epoch = cfg.data, cfg.train.seed, cfg.optim.iters_per_epoch
+    data, seed = cfg.data, cfg.train.seed
     tf = build_transforms(
         (data.height, data.width),
         train=True,
@@ -150,20 +169,7 @@ def make_train_loader_factory(cfg: Config, device: torch.device, tokenizer=None)
     )
 
     def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader:
-        p = data.p
-        n_ids = len({r.pid for r in records if r.pid >= 0})
-        if n_ids < p:  # pseudo-labelling can yield fewer clusters than P in an early epoch
-            log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, n_ids)
-            p = n_ids
-        sampler = PKSampler(
-            [r.pid for r in records],
-            p,
-            data.k,
-            seed=seed,
-            camids=[r.camid for r in records],
-            num_batches=iters_per_epoch,
-        )
-        sampler.set_epoch(epoch, skip)
+        sampler = pk_sampler(records, cfg, epoch, skip)
         dataset = ImageDataset(records, tf) if tokenizer is None else ImageTextDataset(records, tf, tokenizer)
         return DataLoader(
             dataset,
@@ -182,7 +188,7 @@ def build_method(
     cfg: Config, num_classes: int, weights: str | None = "config", word_table: torch.Tensor | None = None
 ) -> Method:
     """The explicit method table: config section -> constructor call."""
-    from reidkit.models.model import build_reid_model
+    from reidkit.models.model import ReIDModel, build_reid_model
 
     m = cfg.model
     w = m.weights if weights == "config" else weights
@@ -193,34 +199,27 @@ def build_method(
         )
     if m.freeze_bn and m.weights is None:
         log.warning("model.freeze_bn with model.weights=null keeps freshly initialised BN statistics (0 / 1)")
+    kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+
+    def reid_model(classes: int) -> ReIDModel:  # CTL and Cluster-Contrast: backbone + BNNeck head
+        return build_reid_model(
+            m.backbone,
+            classes,
+            weights=w,
+            last_stride=m.last_stride,
+            pooling=m.pooling,
+            neck=m.neck,
+            freeze_bn=m.freeze_bn,
+        )
+
     if isinstance(cfg.method, CTLConfig):
         from reidkit.methods.ctl import CTL
 
-        model = build_reid_model(
-            m.backbone,
-            num_classes,
-            weights=w,
-            last_stride=m.last_stride,
-            pooling=m.pooling,
-            neck=m.neck,
-            freeze_bn=m.freeze_bn,
-        )
-        kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
-        return CTL(model, num_classes, **kw)
+        return CTL(reid_model(num_classes), num_classes, **kw)
     if isinstance(cfg.method, ClusterContrastConfig):
         from reidkit.methods.cluster_contrast import ClusterContrast
 
-        model = build_reid_model(
-            m.backbone,
-            0,
-            weights=w,
-            last_stride=m.last_stride,
-            pooling=m.pooling,
-            neck=m.neck,
-            freeze_bn=m.freeze_bn,
-        )
-        kw = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
-        return ClusterContrast(model, steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
+        return ClusterContrast(reid_model(0), steps_per_epoch=cfg.optim.iters_per_epoch, **kw)
     if isinstance(cfg.method, TextReIDConfig):
         from reidkit.methods.textreid import build_textreid
 
