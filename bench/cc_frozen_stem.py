@@ -28,13 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from reidkit import runner
 from reidkit.config import load_config
-from reidkit.data.dataset import ImageDataset, collate
-from reidkit.data.sampler import PKSampler
-from reidkit.data.transforms import build_transforms
 from reidkit.engine.loop import fit
 from reidkit.evaluation import evaluate
 from reidkit.types import Batch, Features, Record
@@ -60,32 +56,32 @@ def rest_of(body: nn.Module) -> nn.Sequential:
 
 @torch.no_grad()
 def stem_maps(
-    stem: nn.Module, records: Sequence[Record], cfg, device: torch.device, flip: bool
+    stem: nn.Module, records: Sequence[Record], cfg: Any, device: torch.device, flip: bool
 ) -> torch.Tensor:
     """Stem maps of every record at the recipe's test transform (mirrored when `flip`), fp16 on CPU."""
-    tf = build_transforms(
-        (cfg.data.height, cfg.data.width), train=False, **runner.image_norm(cfg.model.backbone)
-    )
-    loader = DataLoader(
-        ImageDataset(records, tf), batch_size=128, num_workers=cfg.data.workers, collate_fn=collate
-    )
-    out = []
-    for i, b in enumerate(loader):
+    out, done = [], 0
+    for i, b in enumerate(runner.test_loader(records, cfg, device)):
         x = b.images.to(device)
         out.append(stem(x.flip(3) if flip else x).half().cpu())
+        done += len(b)
         if i % 10 == 0:
-            log.info("stem maps%s: %d / %d", " (mirrored)" if flip else "", (i + 1) * 128, len(records))
+            log.info("stem maps%s: %d / %d", " (mirrored)" if flip else "", done, len(records))
     return torch.cat(out)
 
 
-def cache_key(cfg: Any) -> dict[str, Any]:
-    """What the cached stem maps depend on besides the image lists."""
+def cache_identity(cfg: Any, split: Any) -> dict[str, Any]:
+    """What the cached stem maps depend on: backbone, weights file, input size, the image lists in order."""
     w = Path(cfg.model.weights)
     return {
-        "backbone": cfg.model.backbone,
-        "weights": str(w.resolve()),
-        "weights_bytes": w.stat().st_size,
-        "size": [cfg.data.height, cfg.data.width],
+        "key": {
+            "backbone": cfg.model.backbone,
+            "weights": str(w.resolve()),
+            "weights_bytes": w.stat().st_size,
+            "size": [cfg.data.height, cfg.data.width],
+        },
+        "train_paths": [r.path for r in split.train],
+        "query_paths": [r.path for r in split.query],
+        "gallery_paths": [r.path for r in split.gallery],
     }
 
 
@@ -97,10 +93,7 @@ def build_cache(cfg: Any, path: Path, device: torch.device) -> dict[str, Any]:
     method = runner.build_method(cfg, 0).to(device).eval()
     stem = stem_of(method.model.backbone)
     cache = {
-        "key": cache_key(cfg),
-        "train_paths": [r.path for r in split.train],
-        "query_paths": [r.path for r in split.query],
-        "gallery_paths": [r.path for r in split.gallery],
+        **cache_identity(cfg, split),
         "train": stem_maps(stem, split.train, cfg, device, flip=False),
         "train_flip": stem_maps(stem, split.train, cfg, device, flip=True),
         "query": stem_maps(stem, split.query, cfg, device, flip=False),
@@ -113,15 +106,16 @@ def build_cache(cfg: Any, path: Path, device: torch.device) -> dict[str, Any]:
 
 def check_cache(cache: dict[str, Any], cfg: Any, split: Any, path: Path) -> None:
     """The cached maps must belong to this config's images, weights and input size, row by row."""
-    want = {
-        "key": cache_key(cfg),
-        "train_paths": [r.path for r in split.train],
-        "query_paths": [r.path for r in split.query],
-        "gallery_paths": [r.path for r in split.gallery],
-    }
-    bad = [k for k, v in want.items() if cache.get(k) != v]
+    bad = [k for k, v in cache_identity(cfg, split).items() if cache.get(k) != v]
     if bad:
         raise ValueError(f"{path}: cached for other {bad}; delete it (or pass another --cache) to rebuild")
+
+
+def cached_stem_method(cfg: Any) -> Any:
+    """The recipe's method with OSNet cut after conv3: it takes the cached stem maps as its input."""
+    method = runner.build_method(cfg, 0)
+    method.model.backbone = rest_of(method.model.backbone)
+    return method
 
 
 # overrides the cached stem maps would silently ignore
@@ -151,18 +145,7 @@ class CachedPK:
         epoch: int,
     ) -> None:
         self.maps, self.flipped, self.rows, self.records = maps, flipped, rows, records
-        n_ids = len({r.pid for r in records})
-        if n_ids < cfg.data.p:
-            log.warning("epoch %d: only %d clusters for P=%d; using P=%d", epoch, n_ids, cfg.data.p, n_ids)
-        self.sampler = PKSampler(
-            [r.pid for r in records],
-            min(cfg.data.p, n_ids),
-            cfg.data.k,
-            seed=cfg.train.seed,
-            camids=[r.camid for r in records],
-            num_batches=cfg.optim.iters_per_epoch,
-        )
-        self.sampler.set_epoch(epoch)
+        self.sampler = runner.pk_sampler(records, cfg, epoch)  # the library's P x K sampling
         self.rng = np.random.default_rng([cfg.train.seed, epoch])
 
     def __len__(self) -> int:
@@ -233,8 +216,7 @@ def bn_check(args: Any, cache: dict[str, Any], device: torch.device, batches: in
     res: dict[str, Any] = {"batches": batches}
     for name, (recalibrate, moved) in rows.items():
         seed_everything(0)
-        method = runner.build_method(cfg, 0)
-        method.model.backbone = rest_of(method.model.backbone)
+        method = cached_stem_method(cfg)
         method.to(device)
         if recalibrate:
             recalibrate_batchnorm(method.model.backbone, calib)
@@ -266,8 +248,7 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
     split = runner.load_split(cfg.data)
     check_cache(cache, cfg, split, args.cache)
     seed_everything(seed)
-    method = runner.build_method(cfg, 0)
-    method.model.backbone = rest_of(method.model.backbone)  # the stem's maps come from the cache
+    method = cached_stem_method(cfg)
     rows = {p: i for i, p in enumerate(cache["train_paths"])}
     train_recs, _ = runner.relabel(split.train)  # true ids: only for the pseudo-labels' ARI/NMI log
 
