@@ -54,7 +54,8 @@ def test_query_chunking_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(exact_mod, "_BLOCK_CELLS", 300 * 4)  # 4 queries per chunk, with a ragged last chunk
     chunked = index.search(queries, 9)
     np.testing.assert_array_equal(whole[1], chunked[1])
-    np.testing.assert_array_equal(whole[0], chunked[0])
+    # Scores may differ in the last bits: BLAS blocks a [4, D] x [D, N] product differently from [50, D].
+    np.testing.assert_allclose(whole[0], chunked[0], rtol=1e-6, atol=1e-6)
 
 
 def test_k_larger_than_index_pads() -> None:
