@@ -93,12 +93,18 @@ class TrainConfig:
     max_steps: int = 0  # stop after N optimiser steps in total (0 = no limit); for tests and smoke runs
 
 
+CTL_FORMS = ("reference", "per_image")
+
+
 @dataclass(frozen=True)
 class CTLConfig:
     """Supervised BNNeck baseline (+ Centroid Triplet Loss)."""
 
     name: str = "ctl"
     centroid_triplet: bool = True
+    # reference: the centroids-reid training code (per image slot, centroids as anchors, images as negatives);
+    # per_image: reidkit's first form (image anchors vs leave-one-out and full centroids only)
+    ctl_form: str = "reference"
     margin: float = 0.5
     label_smoothing: float = 0.1
     center_weight: float = 5e-4
@@ -106,6 +112,10 @@ class CTLConfig:
     triplet_weight: float = 1.0
     ce_weight: float = 1.0
     ctl_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.ctl_form not in CTL_FORMS:
+            raise ConfigError(f"method.ctl_form: unknown form {self.ctl_form!r}; valid: {list(CTL_FORMS)}")
 
 
 @dataclass(frozen=True)

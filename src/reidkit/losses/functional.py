@@ -1,5 +1,6 @@
 """Pure loss math on tensors: pairwise distances, batch-hard triplet, label-smoothed CE, center loss and the
-centroid triplet loss (CTL, Wieczorek et al., ICONIP 2021). Vectorised: masks and matmuls, no batch loops."""
+centroid triplet loss (CTL, Wieczorek et al., ICONIP 2021; reference and per-image forms). Vectorised: masks
+and matmuls, no batch loops."""
 
 from __future__ import annotations
 
@@ -101,16 +102,63 @@ def center_loss(feats: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor
 def centroid_triplet(
     feats: torch.Tensor, labels: torch.Tensor, margin: float = 0.5, soft_margin: bool = False
 ) -> torch.Tensor:
-    """Centroid triplet loss (CTL) on Euclidean distances, averaged over valid queries.
+    """Centroid triplet loss as the centroids-reid training code computes it (Wieczorek et al., ICONIP 2021).
 
-    Every image i is a query. Its positive is the leave-one-out centroid of the OTHER images of its id in the
-    batch, p_i = (sum_{j: y_j = y_i} f_j - f_i) / (n_{y_i} - 1); its negative is the closest centroid
-    c_k = mean_{j: y_j = k} f_j among the other ids k != y_i. loss_i = max(0, d(f_i, p_i) - min_k d(f_i, c_k)
-    + margin) (softplus without margin when soft_margin). Ids with fewer images are used as they are (no
-    resampling); a query alone with its id in the batch has no positive centroid and is left out, as is every
-    query when the batch holds one id; with no valid query the loss is 0. feats [B, D], labels [B] -> scalar.
+    Images of an id are numbered 0, 1, ... in batch order. Slot s holds, for every id k with an s-th image and
+    at least two images, the s-th image q_ks and the leave-s-out centroid c_ks (mean of k's other images).
+    Each slot is one batch-hard triplet over {q_ks} U {c_ks}: every point is an anchor, its positive is its
+    partner (d(q_ks, c_ks)), its negative the closest point of another id, image or centroid; Euclidean
+    distances, hinge at `margin` (softplus without margin when soft_margin). Loss = mean over slots of the
+    mean over their anchors. Slots with fewer than two ids are skipped, ids with one image never take part
+    (no centroid); with no valid slot the loss is 0. Ids may have different counts (ragged K).
+    feats [B, D], labels [B] -> scalar.
     """
     _check_feats_labels(feats, labels, "centroid_triplet")
+    ids, inv = torch.unique(labels, return_inverse=True)  # [P], [B]
+    same = inv.unsqueeze(0) == inv.unsqueeze(1)  # [B, B]
+    rank = torch.tril(same, diagonal=-1).sum(1)  # [B] position of each image within its id
+    counts = torch.bincount(inv, minlength=len(ids))  # [P]
+    slots = int(counts.max())
+    idx = torch.full((slots, len(ids)), -1, dtype=torch.long, device=feats.device)  # [S, P]
+    idx[rank, inv] = torch.arange(len(labels), device=feats.device)
+    valid = (idx >= 0) & (counts >= 2).unsqueeze(0)  # [S, P]
+    slot_ok = valid.sum(1) >= 2  # [S]
+    if not slot_ok.any():
+        return _zero_loss(feats)
+    idx, valid = idx[slot_ok], valid[slot_ok]
+    sums = torch.zeros(len(ids), feats.shape[1], dtype=feats.dtype, device=feats.device)
+    sums = sums.index_add(0, inv, feats)  # [P, D]
+    q = feats[idx.clamp(min=0)]  # [S, P, D] (rows of invalid ids are placeholders, masked below)
+    c = (sums.unsqueeze(0) - q) / (counts - 1).clamp(min=1).to(feats.dtype).view(1, -1, 1)  # [S, P, D]
+    pts = torch.cat([q, c], 1)  # [S, 2P, D]
+    sq = pts.pow(2).sum(2)  # [S, 2P]
+    dist = (sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * pts @ pts.transpose(1, 2)).clamp(min=_EPS).sqrt()
+    n = len(ids)
+    pid = torch.arange(n, device=feats.device).repeat(2)  # [2P] the id of each point
+    point_ok = valid.repeat(1, 2)  # [S, 2P]
+    partner = torch.arange(2 * n, device=feats.device).roll(n)  # q_k <-> c_k
+    d_ap = dist.gather(2, partner.view(1, -1, 1).expand(len(idx), -1, 1)).squeeze(2)  # [S, 2P]
+    neg = (pid.unsqueeze(0) != pid.unsqueeze(1)).unsqueeze(0) & point_ok.unsqueeze(1)  # [S, 2P, 2P]
+    d_an = dist.masked_fill(~neg, float("inf")).amin(2)  # [S, 2P]
+    per = _ranking(d_ap, d_an, margin, soft_margin) * point_ok  # [S, 2P]
+    return (per.sum(1) / point_ok.sum(1)).mean()
+
+
+def centroid_triplet_per_image(
+    feats: torch.Tensor, labels: torch.Tensor, margin: float = 0.5, soft_margin: bool = False
+) -> torch.Tensor:
+    """A simplified centroid triplet loss (reidkit's first form; `method.ctl_form=per_image`).
+
+    Unlike the reference form (`centroid_triplet`), images are never negatives, centroids never anchors, and
+    the negatives are full centroids. Every image i is a query. Its positive is the leave-one-out centroid
+    of the OTHER images of its id in the batch, p_i = (sum_{j: y_j = y_i} f_j - f_i) / (n_{y_i} - 1); its
+    negative is the closest centroid c_k = mean_{j: y_j = k} f_j among the other ids k != y_i.
+    loss_i = max(0, d(f_i, p_i) - min_k d(f_i, c_k) + margin) (softplus without margin when soft_margin).
+    Ids with fewer images are used as they are (no resampling); a query alone with its id in the batch has no
+    positive centroid and is left out, as is every query when the batch holds one id; with no valid query the
+    loss is 0. feats [B, D], labels [B] -> scalar.
+    """
+    _check_feats_labels(feats, labels, "centroid_triplet_per_image")
     ids, inv = torch.unique(labels, return_inverse=True)  # [P], [B]
     member = F.one_hot(inv, num_classes=len(ids)).to(feats.dtype)  # [B, P]
     counts = member.sum(0)  # [P]

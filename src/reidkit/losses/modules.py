@@ -20,7 +20,7 @@ class TripletLoss(nn.Module):
 
 
 class CentroidTripletLoss(nn.Module):
-    """Centroid triplet loss with leave-one-out positive centroids (see `functional.centroid_triplet`)."""
+    """Centroid triplet loss, the reference form (see `functional.centroid_triplet`)."""
 
     def __init__(self, margin: float = 0.5, soft_margin: bool = False) -> None:
         super().__init__()

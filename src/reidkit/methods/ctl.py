@@ -2,7 +2,8 @@
 
 Losses (weights from CTLConfig, all 1 by default): label-smoothed CE on the classifier, batch-hard triplet on
 `feat`, center loss (its centers optimised by their own SGD) and, with `centroid_triplet`, the centroid
-triplet loss on `feat`. Retrieval uses `bn_feat`, L2-normalised.
+triplet loss on `feat` (`ctl_form`: the reference code's per-slot form, or the simpler per-image form).
+Retrieval uses `bn_feat`, L2-normalised.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from reidkit.models.embedder import ImageEmbedder
 from reidkit.models.model import ReIDModel
 from reidkit.types import Batch, Embedder
 
+CTL_FORMS = {"reference": LF.centroid_triplet, "per_image": LF.centroid_triplet_per_image}
+
 
 class CTL(Method):
     """BNNeck baseline (+ CTL). `num_classes` = training identities (pids are relabelled to 0..C-1)."""
@@ -26,6 +29,7 @@ class CTL(Method):
         num_classes: int,
         *,
         centroid_triplet: bool = True,
+        ctl_form: str = "reference",
         margin: float = 0.5,
         label_smoothing: float = 0.1,
         center_weight: float = 5e-4,
@@ -35,9 +39,12 @@ class CTL(Method):
         ctl_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if ctl_form not in CTL_FORMS:
+            raise ValueError(f"method.ctl_form: unknown form {ctl_form!r}; valid: {sorted(CTL_FORMS)}")
         self.model = model
         self.center = CenterLoss(num_classes, model.dim)
         self.use_ctl, self.margin, self.eps = centroid_triplet, margin, label_smoothing
+        self.ctl_fn = CTL_FORMS[ctl_form]
         self.center_weight, self.center_lr = center_weight, center_lr
         self.w_tri, self.w_ce, self.w_ctl = triplet_weight, ce_weight, ctl_weight
         self._center_opt: torch.optim.Optimizer | None = None
@@ -54,7 +61,7 @@ class CTL(Method):
         loss = self.w_ce * ce + self.w_tri * tri + self.center_weight * center
         parts = {"ce": ce.detach(), "triplet": tri.detach(), "center": center.detach()}
         if self.use_ctl:
-            ctl = LF.centroid_triplet(feat, pids, margin=self.margin)
+            ctl = self.ctl_fn(feat, pids, margin=self.margin)
             loss = loss + self.w_ctl * ctl
             parts["centroid_triplet"] = ctl.detach()
         with torch.no_grad():
