@@ -52,6 +52,9 @@ class ModelConfig:
     # for weights whose BNs were folded into the convs (placeholder statistics), where train-mode BN would
     # compute another function (docs/results.md, issue 5); also the usual choice for tiny batches
     freeze_bn: bool = False
+    # freeze the backbone's first N stages outright (no gradients, eval mode; ctl and cluster_contrast):
+    # less to fit from little data, and no backward through them (faster steps)
+    freeze_stages: int = 0
 
 
 @dataclass(frozen=True)

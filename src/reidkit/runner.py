@@ -192,10 +192,10 @@ def build_method(
 
     m = cfg.model
     w = m.weights if weights == "config" else weights
-    if m.freeze_bn and not isinstance(cfg.method, CTLConfig | ClusterContrastConfig):
+    if (m.freeze_bn or m.freeze_stages) and not isinstance(cfg.method, CTLConfig | ClusterContrastConfig):
         raise ValueError(
-            "model.freeze_bn applies to ctl and cluster_contrast; textreid freezes its image backbone with "
-            "method.freeze_backbone and frpt's backbone is always frozen"
+            "model.freeze_bn and model.freeze_stages apply to ctl and cluster_contrast; textreid freezes its "
+            "image backbone with method.freeze_backbone and frpt's backbone is always frozen"
         )
     if m.freeze_bn and m.weights is None:
         log.warning("model.freeze_bn with model.weights=null keeps freshly initialised BN statistics (0 / 1)")
@@ -210,6 +210,7 @@ def build_method(
             pooling=m.pooling,
             neck=m.neck,
             freeze_bn=m.freeze_bn,
+            freeze_stages=m.freeze_stages,
         )
 
     if isinstance(cfg.method, CTLConfig):

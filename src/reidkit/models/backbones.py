@@ -192,20 +192,48 @@ class BackboneSpec:
     # input normalisation the pretrained weights expect (RGB in [0, 1], then (x - mean) / std)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    # the backbone's stages from the input on, each a tuple of child-module paths: `freeze_stages=N` freezes
+    # the first N outright (a common way to fine-tune with little data)
+    stages: tuple[tuple[str, ...], ...] = ()
+
+
+_RESNET_STAGES = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))
+_OSNET_STAGES = (("conv1",), ("conv2",), ("conv3",), ("conv4",), ("conv5",))
+# by output resolution: 1/2, 1/4, 1/8, 1/16, 1/32 (1/16 with last_stride=1), then the 1x1 head
+_MBV2_STAGES = tuple(
+    tuple(f"features.{i}" for i in range(a, b))
+    for a, b in ((0, 2), (2, 4), (4, 7), (7, 14), (14, 18), (18, 19))
+)
+_LITE0_STAGES = (
+    ("conv_stem", "bn1", "blocks.0"),
+    ("blocks.1",),
+    ("blocks.2",),
+    ("blocks.3", "blocks.4"),
+    ("blocks.5", "blocks.6"),
+    ("conv_head", "bn2"),
+)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec(_resnet("resnet18"), 512, ("fc.",)),
-    "resnet34": BackboneSpec(_resnet("resnet34"), 512, ("fc.",)),
-    "resnet50": BackboneSpec(_resnet("resnet50"), 2048, ("fc.",)),
-    "resnet50_ibn_a": BackboneSpec(_resnet50_ibn_a, 2048, ("fc.",)),
-    "osnet_x0_25": BackboneSpec(_osnet("osnet_x0_25"), 128, ("fc.", "classifier.")),
-    "osnet_x0_5": BackboneSpec(_osnet("osnet_x0_5"), 256, ("fc.", "classifier.")),
-    "osnet_x0_75": BackboneSpec(_osnet("osnet_x0_75"), 384, ("fc.", "classifier.")),
-    "osnet_x1_0": BackboneSpec(_osnet("osnet_x1_0"), 512, ("fc.", "classifier.")),
-    "mobilenetv2": BackboneSpec(MobileNetV2Trunk, 1280, ("classifier.",), _mobilenetv2_from_legacy),
+    "resnet18": BackboneSpec(_resnet("resnet18"), 512, ("fc.",), stages=_RESNET_STAGES),
+    "resnet34": BackboneSpec(_resnet("resnet34"), 512, ("fc.",), stages=_RESNET_STAGES),
+    "resnet50": BackboneSpec(_resnet("resnet50"), 2048, ("fc.",), stages=_RESNET_STAGES),
+    "resnet50_ibn_a": BackboneSpec(_resnet50_ibn_a, 2048, ("fc.",), stages=_RESNET_STAGES),
+    "osnet_x0_25": BackboneSpec(_osnet("osnet_x0_25"), 128, ("fc.", "classifier."), stages=_OSNET_STAGES),
+    "osnet_x0_5": BackboneSpec(_osnet("osnet_x0_5"), 256, ("fc.", "classifier."), stages=_OSNET_STAGES),
+    "osnet_x0_75": BackboneSpec(_osnet("osnet_x0_75"), 384, ("fc.", "classifier."), stages=_OSNET_STAGES),
+    "osnet_x1_0": BackboneSpec(_osnet("osnet_x1_0"), 512, ("fc.", "classifier."), stages=_OSNET_STAGES),
+    "mobilenetv2": BackboneSpec(
+        MobileNetV2Trunk, 1280, ("classifier.",), _mobilenetv2_from_legacy, stages=_MBV2_STAGES
+    ),
     "efficientnet_lite0": BackboneSpec(  # the TF-Lite weights were trained on inputs scaled to [-1, 1]
-        _efficientnet_lite0, 1280, ("classifier.",), _efficientnet_from_pytorch_layout, (0.5,) * 3, (0.5,) * 3
+        _efficientnet_lite0,
+        1280,
+        ("classifier.",),
+        _efficientnet_from_pytorch_layout,
+        (0.5,) * 3,
+        (0.5,) * 3,
+        _LITE0_STAGES,
     ),
 }
 
@@ -240,6 +268,16 @@ def make_backbone(
     if path is not None:
         load_backbone_weights(name, module, path)
     return module, spec.dim
+
+
+def frozen_stage_modules(name: str, module: nn.Module, n: int) -> list[nn.Module]:
+    """The modules of the first `n` stages of backbone `name` (built by `make_backbone`), input side first."""
+    stages = _spec(name).stages
+    if not 0 <= n <= len(stages):
+        raise ValueError(
+            f"model.freeze_stages={n}: {name} has {len(stages)} stages, expected 0..{len(stages)}"
+        )
+    return [module.get_submodule(path) for stage in stages[:n] for path in stage]
 
 
 def make_osnet_reid(name: str = "osnet_x0_25", weights: str | Path | None = None) -> OSNetReID:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reidkit.models.backbones import make_backbone
+from reidkit.models.backbones import frozen_stage_modules, make_backbone
 from reidkit.models.heads import EmbeddingHead
 
 
@@ -16,11 +16,23 @@ class ReIDModel(nn.Module):
 
     `freeze_bn`: the backbone's BatchNorm layers stay in eval mode (running statistics frozen, affine
     weights trainable) whatever `train()` is called with; the head's BNNeck trains as usual.
+    `frozen`: backbone modules frozen outright (no gradients, always in eval mode); with the first stages
+    frozen, backward stops where the trainable part begins.
     """
 
-    def __init__(self, backbone: nn.Module, head: EmbeddingHead, dim: int, freeze_bn: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: EmbeddingHead,
+        dim: int,
+        freeze_bn: bool = False,
+        frozen: list[nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         self.backbone, self.head, self.dim, self.freeze_bn = backbone, head, dim, freeze_bn
+        self._frozen = list(frozen or [])  # plain list: these stay registered under `backbone` only
+        for m in self._frozen:
+            m.requires_grad_(False)
 
     def train(self, mode: bool = True) -> ReIDModel:
         super().train(mode)
@@ -28,6 +40,8 @@ class ReIDModel(nn.Module):
             for m in self.backbone.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
+        for m in self._frozen:
+            m.eval()
         return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -43,8 +57,11 @@ def build_reid_model(
     pooling: str = "avg",
     neck: bool = True,
     freeze_bn: bool = False,
+    freeze_stages: int = 0,
 ) -> ReIDModel:
-    """Backbone by name (see `reidkit.models.backbones.BACKBONES`) plus the BNNeck embedding head."""
+    """Backbone by name (see `reidkit.models.backbones.BACKBONES`) plus the BNNeck embedding head;
+    `freeze_stages=N` freezes the backbone's first N stages outright."""
     body, dim = make_backbone(backbone, weights, last_stride=last_stride)
     head = EmbeddingHead(dim, num_classes, pooling=pooling, neck=neck)
-    return ReIDModel(body, head, dim, freeze_bn=freeze_bn).train()
+    frozen = frozen_stage_modules(backbone, body, freeze_stages)
+    return ReIDModel(body, head, dim, freeze_bn=freeze_bn, frozen=frozen).train()
