@@ -225,18 +225,20 @@ def eval_cmd(
         console.print(_metrics_table(f"{ckpt}", rows))
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def quickstart(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/quickstart"),
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N]")] = "auto",
 ) -> None:
-    """Synthesise the built-in dataset, train a small CTL model, evaluate per image and with centroids."""
+    """Synthesise the built-in dataset, fine-tune an ImageNet start with CTL, evaluate untrained vs trained
+    (per image and with centroids); extra `key.sub=value` arguments override the quickstart recipe."""
     from reidkit import runner
 
     _setup_logging(log_file=out / "train.log")
     t0 = time.perf_counter()
-    overrides = [f"train.out_dir={out}", f"train.device={device}"]
+    overrides = [*ctx.args, f"train.out_dir={out}", f"train.device={device}"]
     if epochs:
         overrides.append(f"optim.epochs={epochs}")
     with _progress() as progress:
@@ -245,8 +247,16 @@ def quickstart(
     rows = {f"untrained {k}": v for k, v in result["untrained"].items()}
     rows.update({f"trained {k}": v for k, v in result["trained"].items()})
     console.print(_metrics_table("quickstart: synthetic pedestrians, CTL", rows))
-    console.print(f"ranked lists: {result['picture']}")
+    console.print(f"ranked lists: {result['picture']}   metrics: {out / 'quickstart.json'}")
     console.print(f"run folder: {out}   total time: {time.perf_counter() - t0:.0f} s")
+    index = out / "gallery_index"
+    console.print("next: index the synthetic gallery, then search it from the web page:")
+    console.print(
+        f"  reidkit index build --ckpt {result['checkpoint']} --data {result['data_root']} "
+        f"--format market1501 --out {index}",
+        soft_wrap=True,
+    )
+    console.print(f"  reidkit serve --index {index} --ckpt {result['checkpoint']}", soft_wrap=True)
 
 
 def _gallery_records(data: Path, format: str, option: list[str] | None) -> list:

@@ -16,6 +16,7 @@ TINY = [
     "data.workers=0",
     "data.test_batch_size=32",
     "model.backbone=resnet18",
+    "model.weights=null",
     "optim.epochs=2",
     "optim.warmup_epochs=1",
     "optim.milestones=[1]",
