@@ -8,7 +8,7 @@ For each backbone and variant it times, on the same P x K batches:
 Variants: the default model, `channels_last` memory format, and `model.freeze_stages=2`.
 
     python bench/bench_train.py                          # OSNet x0.25 and ResNet-50, 256 x 128, 64 images
-    python bench/bench_train.py --backbones osnet_x0_25 --steps 5 --data cuhk03 --root ../shared/data/cuhk03_detected
+    python bench/bench_train.py --backbones osnet_x0_25 --data cuhk03 --root ../shared/data/cuhk03_detected
 
 Prints a table and writes bench/results/bench_train.json. Times are medians over `--steps` steps after
 `--warmup` steps; compare rows of one run (shared machines are noisy).
@@ -97,7 +97,9 @@ def raw_steps(method, batches: list[Batch], device: torch.device, channels_last:
     return times
 
 
-def engine_steps(method, records, batches: list[Batch], device: torch.device, channels_last: bool) -> list[float]:
+def engine_steps(
+    method, records, batches: list[Batch], device: torch.device, channels_last: bool
+) -> list[float]:
     """The same batches through `fit` (one epoch); seconds between consecutive step events."""
     if channels_last:
         batches = [
