@@ -54,7 +54,8 @@ def test_bad_override_is_a_clear_error(tmp_path):
 
 
 def test_validation_selects_best_on_training_identities(tmp_path, synth_cache, tiny_overrides):
-    """data.val_ids holds out *training* ids; eval rows are logged and best.pt follows them."""
+    """data.val_ids holds out *training* ids; eval rows (the start itself first, as epoch -1) are logged and
+    best.pt follows them."""
     from reidkit.engine.checkpoint import load_checkpoint
 
     out = tmp_path / "val"
@@ -71,7 +72,7 @@ def test_validation_selects_best_on_training_identities(tmp_path, synth_cache, t
     assert res.exit_code == 0, res.output + repr(res.exception)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if r["event"] == "eval"]
-    assert [r["epoch"] for r in evals] == [0, 1] and all(0 < r["mAP"] <= 1 for r in evals)
+    assert [r["epoch"] for r in evals] == [-1, 0, 1] and all(0 < r["mAP"] <= 1 for r in evals)
     best = load_checkpoint(out / "best.pt")
     assert best["best"] == max(r["mAP"] for r in evals)
     assert best["epoch"] == 1 + max(evals, key=lambda r: r["mAP"])["epoch"]

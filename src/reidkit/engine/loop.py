@@ -159,6 +159,20 @@ def fit(
         for cb in callbacks:
             cb(event)
 
+    def validate(epoch: int) -> None:
+        nonlocal last_eval, best
+        method.eval()
+        last_eval = evaluate(method)
+        metrics.write({"event": "eval", "epoch": epoch, "step": step, **last_eval})
+        log.info("eval epoch %d: %s", epoch + 1, _fmt(last_eval))
+        score = last_eval.get(select_metric)
+        if score is not None and not math.isnan(score) and (best is None or score > best):
+            best = score
+            checkpoint(out_dir / "best.pt", epoch + 1, 0)
+
+    if evaluate is not None and not resumed and eval_every:
+        validate(-1)  # the start itself (epoch 0 in the log): what training has to beat on validation
+
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for epoch in range(start_epoch, epochs):
         if skip == 0:
@@ -220,14 +234,7 @@ def fit(
         log.info("epoch %d/%d %s", epoch + 1, epochs, _fmt(avg))
         is_last = epoch + 1 == epochs
         if evaluate is not None and ((eval_every and (epoch + 1) % eval_every == 0) or is_last):
-            method.eval()
-            last_eval = evaluate(method)
-            metrics.write({"event": "eval", "epoch": epoch, "step": step, **last_eval})
-            log.info("eval epoch %d: %s", epoch + 1, _fmt(last_eval))
-            score = last_eval.get(select_metric)
-            if score is not None and not math.isnan(score) and (best is None or score > best):
-                best = score
-                checkpoint(out_dir / "best.pt", epoch + 1, 0)
+            validate(epoch)
         emit({"event": "epoch_end", "epoch": epoch, **avg, **last_eval})
         checkpoint(out_dir / "last.pt", epoch + 1, 0)
     if evaluate is None or not (out_dir / "best.pt").exists():
