@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -398,7 +399,15 @@ def viz_ranks(
 
 
 def main() -> None:
-    app()
+    """Console entry point: bad input (a wrong file, field or value) ends with one line saying what is wrong
+    and exit status 1, not a traceback; REIDKIT_TRACEBACK=1 shows the traceback."""
+    try:
+        app()
+    except (ValueError, FileNotFoundError) as e:  # ConfigError, DatasetError, CheckpointError are ValueErrors
+        if os.environ.get("REIDKIT_TRACEBACK"):
+            raise
+        Console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
