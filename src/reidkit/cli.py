@@ -184,20 +184,21 @@ def train(
     from reidkit import runner
     from reidkit.config import load_config
     from reidkit.engine.loop import will_resume
-    from reidkit.utils import atomic_write
+    from reidkit.utils import atomic_write, run_lock
 
     cfg = load_config(config, list(ctx.args))
     out_dir = Path(cfg.train.out_dir)
-    _setup_logging(verbose, out_dir / "train.log", append=will_resume(out_dir, cfg.train.resume))
-    with _progress() as progress:
-        runner._CALLBACKS[:] = [_ProgressCallback(progress)]
-        result = runner.train(cfg)
-    if result.get("stopped_early"):
-        console.print(f"stopped after {result['steps']} steps; resume with train.resume=true")
-        return
-    console.print(_metrics_table(f"test: {out_dir}", result))
-    with atomic_write(out_dir / "test_metrics.json", "w") as fh:
-        json.dump(result, fh, indent=2)
+    with run_lock(out_dir):  # before the log file is opened: a second run must not truncate it
+        _setup_logging(verbose, out_dir / "train.log", append=will_resume(out_dir, cfg.train.resume))
+        with _progress() as progress:
+            runner._CALLBACKS[:] = [_ProgressCallback(progress)]
+            result = runner.train(cfg)
+        if result.get("stopped_early"):
+            console.print(f"stopped after {result['steps']} steps; resume with train.resume=true")
+            return
+        console.print(_metrics_table(f"test: {out_dir}", result))
+        with atomic_write(out_dir / "test_metrics.json", "w") as fh:
+            json.dump(result, fh, indent=2)
 
 
 @app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -401,9 +402,11 @@ def viz_ranks(
 def main() -> None:
     """Console entry point: bad input (a wrong file, field or value) ends with one line saying what is wrong
     and exit status 1, not a traceback; REIDKIT_TRACEBACK=1 shows the traceback."""
+    from reidkit.utils import RunLockedError
+
     try:
         app()
-    except (ValueError, FileNotFoundError) as e:  # ConfigError, DatasetError, CheckpointError are ValueErrors
+    except (ValueError, FileNotFoundError, RunLockedError) as e:  # Config/Dataset/Checkpoint errors too
         if os.environ.get("REIDKIT_TRACEBACK"):
             raise
         Console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)

@@ -38,7 +38,7 @@ from reidkit.evaluation import evaluate, recall_at_k
 from reidkit.evaluation.extract import extract
 from reidkit.methods.base import Method
 from reidkit.types import Features, Record, Report, Split
-from reidkit.utils import resolve_device, seed_everything
+from reidkit.utils import resolve_device, run_lock, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,13 @@ def build_optimisation(
 
 
 def train(cfg: Config) -> dict[str, Any]:
-    """Train per the config into cfg.train.out_dir; returns final test metrics (per image and centroids)."""
+    """Train per the config into cfg.train.out_dir (locked against a second run meanwhile); returns final
+    test metrics (per image and centroids)."""
+    with run_lock(cfg.train.out_dir):
+        return _train(cfg)
+
+
+def _train(cfg: Config) -> dict[str, Any]:
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     out_dir = Path(cfg.train.out_dir)

@@ -54,3 +54,49 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is writing into the same run folder."""
+
+
+_HELD_LOCKS: dict[Path, int] = {}  # run folders this process holds -> nesting depth
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on a run folder (`folder/.lock`, holding the pid) while writing into it.
+
+    A second process fails at once naming the folder and the holder. The OS drops the lock when its holder
+    exits, so a crash leaves no stale lock (the file stays, unlocked). Re-entrant within one process.
+    """
+    import fcntl  # POSIX; imported here so the rest of this module imports anywhere
+
+    folder = Path(folder).resolve()
+    if folder in _HELD_LOCKS:
+        _HELD_LOCKS[folder] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[folder] -= 1
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLockedError(
+                f"{folder}: another run is writing into this folder (pid {holder}); wait for it, stop it, "
+                "or choose another train.out_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD_LOCKS[folder] = 1
+        try:
+            yield
+        finally:
+            del _HELD_LOCKS[folder]
+    finally:
+        os.close(fd)  # releases the flock
