@@ -18,6 +18,15 @@ import yaml
 from reidkit.utils import atomic_write
 
 
+def _at_least(cfg: Any, section: str, bounds: dict[str, int]) -> None:
+    """Raise a ConfigError naming the first field below its lower bound (checked when the config is built,
+    so a bad value fails before any work, not after training)."""
+    for name, low in bounds.items():
+        value = getattr(cfg, name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < low:
+            raise ConfigError(f"{section}.{name}: expected an integer >= {low}, got {value}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the data is and how it is loaded."""
@@ -39,6 +48,10 @@ class DataConfig:
     few_shot: int = 0  # keep at most N images per training identity/class (0 = all)
     synthetic_ids: int = 200
     synthetic_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _at_least(self, "data", {"height": 1, "width": 1, "p": 1, "k": 1, "workers": 0, "test_batch_size": 1})
+        _at_least(self, "data", {"val_ids": 0, "few_shot": 0, "pad": 0})
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,11 @@ class OptimConfig:
     gamma: float = 0.1
     grad_clip: float | None = None
     amp: bool = True  # used only on CUDA
+
+    def __post_init__(self) -> None:
+        _at_least(self, "optim", {"epochs": 1, "iters_per_epoch": 0, "warmup_epochs": 0})
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr: expected a number > 0, got {self.lr}")
 
 
 @dataclass(frozen=True)
@@ -264,6 +282,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -331,6 +354,21 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: recipes never need them, and nested aliases ("billion laughs")
+    would make dumping the resolved config explode."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            raise ConfigError(f"YAML alias *{anchor}: aliases are not supported in recipes; write values out")
+        return super().compose_node(parent, index)
+
+
+def _yaml_load(text: Any) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     """`a.b=value` strings -> (key, YAML-parsed value)."""
     out = []
@@ -338,7 +376,7 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
         if "=" not in o:
             raise ConfigError(f"override {o!r}: expected key.sub=value")
         key, raw = o.split("=", 1)
-        out.append((key.strip(), yaml.safe_load(raw) if raw != "" else None))
+        out.append((key.strip(), _yaml_load(raw) if raw != "" else None))
     return out
 
 
@@ -362,8 +400,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
-        with open(path) as fh:
-            loaded = yaml.safe_load(fh)
+        with open(path, encoding="utf-8") as fh:
+            try:
+                loaded = _yaml_load(fh)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+            except (yaml.YAMLError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{path}: not valid UTF-8 YAML ({e})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded or {}

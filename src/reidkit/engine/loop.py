@@ -15,6 +15,7 @@ import torch
 
 from reidkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from reidkit.types import Batch, Features, Record
+from reidkit.utils import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,17 @@ class _Metrics:
                     old.unlink()
 
             self.tb = SummaryWriter(str(out_dir / "tb"))
+
+    def drop_after(self, step: int) -> None:
+        """Forget rows past `step`: a killed run logged them after its last checkpoint, and the resumed run
+        logs those steps again."""
+        if not self.path.is_file():
+            return
+        lines = self.path.read_text().splitlines()
+        keep = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        if len(keep) != len(lines):
+            with atomic_write(self.path, "w") as fh:
+                fh.write("".join(line + "\n" for line in keep))
 
     def write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a") as fh:
@@ -129,6 +141,7 @@ def fit(
             scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         start_epoch, skip, step, best = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"], ckpt["best"]
+        metrics.drop_after(step)
         records = list(ckpt["records"])
         restored_rng = ckpt["rng"]
         log.info("resumed from %s: epoch %d, batch %d, step %d", out_dir / "last.pt", start_epoch, skip, step)

@@ -47,3 +47,44 @@ def test_quickstart_recipe_matches_its_yaml():
     yaml_cfg = load_config(Path(__file__).resolve().parents[3] / "configs/synthetic/ctl.yaml")
     qs = from_dict(QUICKSTART)
     assert dataclasses.replace(qs, train=yaml_cfg.train) == yaml_cfg
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.epochs=0", r"optim.epochs: expected an integer >= 1, got 0"),
+        ("optim.iters_per_epoch=-5", r"optim.iters_per_epoch: expected an integer >= 0, got -5"),
+        ("data.test_batch_size=0", r"data.test_batch_size: expected an integer >= 1, got 0"),
+        ("data.p=0", r"data.p: expected an integer >= 1, got 0"),
+        ("optim.lr=0", r"optim.lr: expected a number > 0, got 0.0"),
+        ("optim.lr=fast", r"optim.lr: expected a number, got 'fast'"),
+    ],
+)
+def test_values_out_of_range_fail_when_the_config_is_built(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    assert load_config(None, ["optim.lr=1e-3"]).optim.lr == pytest.approx(1e-3)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  lr: 5e-4\n")
+    assert load_config(recipe).optim.lr == pytest.approx(5e-4)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    lines = ["data:", "  options:", "    a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 30):
+        prev = f"*a{i - 1}"
+        lines.append(f"    a{i}: &a{i} [{prev}, {prev}, {prev}, {prev}, {prev}]")
+    recipe = tmp_path / "bomb.yaml"
+    recipe.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"bomb.yaml: YAML alias \*a0: aliases are not supported"):
+        load_config(recipe)
+
+
+def test_non_utf8_recipe_names_the_file(tmp_path):
+    recipe = tmp_path / "latin1.yaml"
+    recipe.write_bytes("train:\n  out_dir: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not valid UTF-8 YAML"):
+        load_config(recipe)

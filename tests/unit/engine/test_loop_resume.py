@@ -121,3 +121,22 @@ def test_nonfinite_loss_is_an_error(tmp_path):
             device=torch.device("cpu"),
             out_dir=tmp_path,
         )
+
+
+def test_resume_after_a_kill_does_not_repeat_logged_steps(tmp_path):
+    _run(tmp_path / "full")
+    _run(tmp_path / "part", max_steps=5)  # last.pt at step 5
+    log = tmp_path / "part" / "metrics.jsonl"
+    with open(log, "a") as fh:  # what a kill -9 leaves: steps logged after the last checkpoint
+        for step in (6, 7):
+            fh.write(json.dumps({"event": "step", "epoch": 1, "step": step, "loss": 9.0}) + "\n")
+    _run(tmp_path / "part", resume=True)
+
+    def step_rows(path):
+        return [
+            (r["step"], r["loss"])
+            for r in map(json.loads, open(path / "metrics.jsonl"))
+            if r["event"] == "step"
+        ]
+
+    assert step_rows(tmp_path / "part") == step_rows(tmp_path / "full")
