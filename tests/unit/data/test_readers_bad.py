@@ -216,3 +216,21 @@ def test_aircraft_missing_list(tmp_path: Path) -> None:
     (data / "images_variant_train.txt").write_text("1 A320\n")
     with pytest.raises(DatasetError, match=rf"{data / 'images_variant_val.txt'}: does not exist"):
         read_split("aircraft", tmp_path)
+
+
+def test_latin1_csv_and_json_name_the_file(tmp_path: Path) -> None:
+    table = tmp_path / "data.csv"
+    table.write_bytes("path,pid,camid,split\ncaf\xe9.jpg,1,0,query\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"data.csv: byte 24 is not UTF-8; save the CSV as UTF-8"):
+        read_split("csv", table)
+    (tmp_path / "reid_raw.json").write_bytes('[{"file_path": "caf\xe9.png"}]'.encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"reid_raw.json: byte \d+ is not UTF-8"):
+        read_split("cuhkpedes", tmp_path)
+
+
+def test_non_utf8_file_name_is_refused_when_read(tmp_path: Path) -> None:
+    root = make_market(tmp_path / "m")
+    bad = root.as_posix().encode() + b"/bounding_box_train/0003_c1s1_000003_00_\xff.jpg"
+    img(Path(bad.decode("utf-8", "surrogateescape")))
+    with pytest.raises(DatasetError, match=r"0003_c1s1_000003_00_\ufffd.jpg: the file name is not valid UTF-8"):
+        read_split("market1501", root)

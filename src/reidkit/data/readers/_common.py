@@ -6,6 +6,7 @@ Readers only look at structure and names (no image decoding); `reidkit.data.chec
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import re
@@ -98,7 +99,19 @@ def list_images(folder: Path) -> list[Path]:
                 skipped += 1
     if skipped:
         logger.debug("%s: ignored %d non-image files", folder, skipped)
-    return sorted(out, key=lambda p: p.name)
+    return sorted(_utf8_names(out), key=lambda p: p.name)
+
+
+def _utf8_names(paths: list[Path]) -> list[Path]:
+    """The paths, unchanged, if every one is valid UTF-8 (indexes, JSON and the web page store them as text);
+    otherwise a DatasetError naming the first bad one."""
+    for p in paths:
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = str(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise DatasetError(f"{shown}: the file name is not valid UTF-8; rename the file") from None
+    return paths
 
 
 def list_images_recursive(folder: Path) -> list[Path]:
@@ -109,7 +122,7 @@ def list_images_recursive(folder: Path) -> list[Path]:
         for f in files
         if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
     ]
-    return sorted(out)
+    return sorted(_utf8_names(out))
 
 
 def parse_folder(
@@ -201,13 +214,16 @@ def read_market_style(
 def read_csv_rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
     """Rows of a CSV file with a header; raise naming the file when a required column is missing."""
     require_file(path, "a CSV file with a header row")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; header is {header}")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: byte {e.start} is not UTF-8; save the CSV as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; header is {header}")
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     if not rows:
         raise DatasetError(f"{path}: no data rows; expected one row per image")
     return rows

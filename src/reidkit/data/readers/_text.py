@@ -36,7 +36,9 @@ def locate(root: str | Path, names: list[str], what: str) -> Path:
 def load_json_list(path: Path) -> list[dict[str, Any]]:
     """A JSON file holding a list of objects; raise naming the file otherwise."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: byte {e.start} is not UTF-8; expected a UTF-8 JSON file") from None
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: not valid JSON ({e}); expected a list of annotation objects") from e
     if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
