@@ -232,5 +232,5 @@ def test_non_utf8_file_name_is_refused_when_read(tmp_path: Path) -> None:
     root = make_market(tmp_path / "m")
     bad = root.as_posix().encode() + b"/bounding_box_train/0003_c1s1_000003_00_\xff.jpg"
     img(Path(bad.decode("utf-8", "surrogateescape")))
-    with pytest.raises(DatasetError, match=r"0003_c1s1_000003_00_\ufffd.jpg: the file name is not valid UTF-8"):
+    with pytest.raises(DatasetError, match=r"000003_00_\ufffd.jpg: the file name is not valid UTF-8"):
         read_split("market1501", root)
