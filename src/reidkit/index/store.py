@@ -150,6 +150,9 @@ class GalleryIndex:
         self._by_pid: dict[int, int] = {}  # centroid mode: pid -> entry id
         self._sums: list[np.ndarray] = []  # centroid mode: float64 [D] per entry
         self._lock = threading.Lock()  # guards the lazy centroid-index rebuild
+        # the folder every absolute image path resolved under when the index was saved; the service serves
+        # only files under it (None: relative paths, resolved against the server's image root)
+        self.gallery_root: str | None = None
 
     def _new_index(self, factory: str) -> ExactIndex | FaissIndex:
         if factory == EXACT:
@@ -182,6 +185,7 @@ class GalleryIndex:
         )
         gi.add(features, records)
         gi._ready_index()  # centroid mode builds (and trains) its index now, so bad settings fail here
+        gi.gallery_root = gi._resolved_root()
         return gi
 
     def __len__(self) -> int:
@@ -347,6 +351,13 @@ class GalleryIndex:
     def entries(self) -> list[Entry]:
         return list(self._entries)
 
+    def _resolved_root(self) -> str | None:
+        """The common folder of every absolute image path, resolved now (symlinks followed)."""
+        paths = [p for e in self._entries for p in (e.path, *e.members)]
+        if not paths or not all(os.path.isabs(p) for p in paths):
+            return None
+        return os.path.commonpath([os.path.realpath(os.path.dirname(p)) for p in paths])
+
     # -- persistence ------------------------------------------------------------------------------------
     def _manifest_body(self, files: dict[str, str]) -> dict[str, Any]:
         idx = self._ready_index()
@@ -361,6 +372,7 @@ class GalleryIndex:
             "nprobe": idx.nprobe if isinstance(idx, FaissIndex) else None,
             "ef_search": idx.ef_search if isinstance(idx, FaissIndex) else None,
             "model_sha256": self.model_sha256,
+            "gallery_root": self.gallery_root,
             "files": files,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -411,6 +423,7 @@ class GalleryIndex:
             self._ready_index().save(tmp / index_name)
             self._write_sqlite(tmp / METADATA)
             files = {name: sha256_file(tmp / name) for name in (index_name, METADATA)}
+            self.gallery_root = self._resolved_root()  # recorded as the files resolve at save time
             body = self._manifest_body(files)
             body["manifest_sha256"] = hashlib.sha256(_render_manifest(body)).hexdigest()
             with atomic_write(tmp / MANIFEST) as fh:
@@ -472,6 +485,8 @@ class GalleryIndex:
                 f"but the manifest says {factory} / {gi.dim}"
             )
         gi._read_sqlite(index_dir / METADATA)
+        # indexes saved before the root was recorded: the root of their stored paths as they resolve now
+        gi.gallery_root = manifest["gallery_root"] if "gallery_root" in manifest else gi._resolved_root()
         if len(gi) != manifest["count"] or len(gi._index) != manifest["count"]:
             raise IndexIntegrityError(
                 f"{index_dir}: manifest count {manifest['count']}, metadata rows {len(gi)}, "
@@ -537,6 +552,9 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
         raise IndexIntegrityError(
             f"{path}: format_version {body.get('format_version')!r}; this reidkit reads {FORMAT_VERSION}"
         )
+    if not isinstance(body.get("gallery_root", ""), str | None):
+        got = body["gallery_root"]
+        raise IndexIntegrityError(f"{path}: field 'gallery_root' should be a path, got {got!r}")
     expected_types = {"dim": int, "mode": str, "factory": str, "count": int, "files": dict}
     for key, typ in expected_types.items():
         if not isinstance(body.get(key), typ):

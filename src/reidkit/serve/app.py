@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import io
 import logging
-import mimetypes
+import os
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -177,6 +178,32 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise HTTPException(400, f"uploaded file is not a decodable image ({type(e).__name__}: {e})") from e
 
 
+_GALLERY_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
+
+
+def _serveable(real: Path, info: os.stat_result, allowed: Path) -> bool:
+    """A regular file whose resolved path lies under the allowed gallery root."""
+    return stat.S_ISREG(info.st_mode) and real.is_relative_to(allowed)
+
+
+def _read_no_follow(real: Path) -> bytes:
+    """Read a resolved path, refusing a symlink swapped in since it was resolved."""
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def _image_kind(data: bytes) -> str | None:
+    """The media type of bytes that parse as a gallery image format (headers and structure), else None."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = _GALLERY_FORMATS.get(img.format or "")
+            img.verify()
+        return kind
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def _query_vector(vec: Any, dim: int, who: str) -> np.ndarray:
     """Check an embedder's output is one finite [D] vector and return it as float32 [1, D]."""
     arr = np.asarray(vec, dtype=np.float32)
@@ -208,6 +235,8 @@ def create_app(
         raise ValueError("workers, max_k and max_upload_bytes must be positive")
     pool = _Pool(workers)
     root = Path(image_root) if image_root is not None else None
+    image_kinds: dict[str, str] = {}  # ETag -> media type of gallery files that decoded as images
+    default_root = index._resolved_root() if index.gallery_root is None else None  # an index never saved
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -304,22 +333,37 @@ def create_app(
         except KeyError as e:
             raise HTTPException(404, f"no gallery entry with id {entry_id}") from e
         path = Path(entry.path)
-        if root is not None and not path.is_absolute():
-            path = root / path
+        allowed = index.gallery_root or default_root
+        if not path.is_absolute():
+            if root is None:
+                logger.warning("gallery entry %d: relative path %s and no image root", entry_id, path)
+                raise HTTPException(404, f"the image file of gallery entry {entry_id} is not served")
+            path, allowed = root / path, str(root)
+        missing = HTTPException(404, f"the image file of gallery entry {entry_id} is missing on the server")
         try:
-            stat = path.stat()
-            etag = f'"{entry_id}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-            headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", **_SECURITY_HEADERS}
-            if request.headers.get("if-none-match") == etag:
-                return Response(status_code=304, headers=headers)
-            data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            real = path.resolve(strict=True)
+            info = os.stat(real)
+        except OSError as e:
             logger.warning("gallery entry %d: file %s is missing", entry_id, path)
-            raise HTTPException(
-                404, f"the image file of gallery entry {entry_id} is missing on the server"
-            ) from e
-        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return Response(data, media_type=media, headers=headers)
+            raise missing from e
+        if allowed is None or not _serveable(real, info, Path(allowed).resolve()):
+            logger.warning("gallery entry %d: %s is not a file under %s; refused", entry_id, real, allowed)
+            raise HTTPException(404, f"the image file of gallery entry {entry_id} is not served")
+        etag = f'"{entry_id}-{info.st_mtime_ns:x}-{info.st_size:x}"'
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", **_SECURITY_HEADERS}
+        if request.headers.get("if-none-match") == etag and etag in image_kinds:
+            return Response(status_code=304, headers=headers)
+        try:
+            data = _read_no_follow(real)
+        except OSError as e:
+            logger.warning("gallery entry %d: %s could not be read (%s)", entry_id, real, e)
+            raise missing from e
+        kind = image_kinds.get(etag) or _image_kind(data)
+        if kind is None:
+            logger.warning("gallery entry %d: %s does not decode as an image; refused", entry_id, real)
+            raise HTTPException(404, f"the image file of gallery entry {entry_id} is not served")
+        image_kinds[etag] = kind
+        return Response(data, media_type=kind, headers=headers)
 
     @app.get("/health")
     def get_health() -> dict[str, Any]:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -412,3 +413,48 @@ def test_text_embed_fn_adapts_an_embedder() -> None:
     got = text_embed_fn(embedder, to_batch)("a blue shirt")  # word lengths 1, 4, 5
     want = np.array([1.0, 4.0, 5.0]) @ PROJECTION[:3]
     np.testing.assert_allclose(got, want / np.linalg.norm(want), atol=1e-5)
+
+
+def _saved_and_loaded(index: GalleryIndex, folder: Path) -> GalleryIndex:
+    index.save(folder)
+    return GalleryIndex.load(folder)
+
+
+def test_gallery_serves_only_images_under_the_recorded_root(tmp_path: Path, caplog) -> None:
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    loaded = _saved_and_loaded(build_index(gallery), tmp_path / "idx")
+    assert loaded.gallery_root == str(gallery.resolve())
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    outside_image = tmp_path / "outside.png"
+    person(0, 1).save(outside_image)
+    # after the build, entry 0 becomes a symlink to a text file, entry 1 to an image outside the root
+    for eid, target in ((0, secret), (1, outside_image)):
+        p = Path(loaded.entry(eid).path)
+        p.unlink()
+        p.symlink_to(target)
+    # entry 2 is replaced by a non-image file inside the root
+    Path(loaded.entry(2).path).write_text("not an image")
+    with TestClient(create_app(loaded)) as c, caplog.at_level("WARNING"):
+        for eid in (0, 1, 2):
+            response = c.get(f"/gallery/{eid}")
+            assert response.status_code == 404 and "root:x" not in response.text, eid
+        ok = c.get("/gallery/3")
+        assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
+    assert sum("refused" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_index_edited_to_name_a_system_file_is_not_served(tmp_path: Path) -> None:
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    index = build_index(gallery)
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret\n")
+    # an attacker rewrites entry 0's path and saves (checksums and recorded root recomputed)
+    index._entries[0] = replace(index._entries[0], path=str(secret))
+    index._by_path = {e.path: e.id for e in index._entries}
+    loaded = _saved_and_loaded(index, tmp_path / "idx")
+    with TestClient(create_app(loaded)) as c:
+        response = c.get("/gallery/0")
+        assert response.status_code == 404 and "secret" not in response.text
