@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -245,6 +246,16 @@ def create_app(
 
     app = FastAPI(title="reidkit search", version="1", lifespan=lifespan)
     app.add_middleware(_BodyLimit, limit=max_upload_bytes + _MULTIPART_SLACK)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes each bad input back whole (megabytes for an oversized text): say where
+        # and what, not the input itself
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:300], "type": e.get("type", "")}
+            for e in exc.errors()[:20]
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(EmbedderError)
     async def embedder_error(_: Request, exc: EmbedderError) -> JSONResponse:

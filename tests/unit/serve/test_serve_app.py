@@ -458,3 +458,18 @@ def test_index_edited_to_name_a_system_file_is_not_served(tmp_path: Path) -> Non
     with TestClient(create_app(loaded)) as c:
         response = c.get("/gallery/0")
         assert response.status_code == 404 and "secret" not in response.text
+
+
+def test_422_does_not_echo_an_oversized_input(client: TestClient) -> None:
+    huge = "x" * 150_000  # over the 2,000-character limit, under the body limit
+    response = client.post("/search/text", json={"text": huge, "k": 5})
+    assert response.status_code == 422
+    assert len(response.content) < 2_000 and "xxxxxxxxxx" not in response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "text"]
+
+
+def test_lone_surrogate_in_text_is_a_422_not_a_500(client: TestClient) -> None:
+    body = b'{"text": "red jacket \\ud800", "k": 3}'
+    response = client.post("/search/text", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422  # the default handler echoed the surrogate back and failed (500)
+    assert response.json()["detail"][0]["loc"] == ["body", "text"]
