@@ -289,8 +289,12 @@ def index_build(
     ] = "Flat",
     device: str = "auto",
     batch_size: int = 256,
+    fresh: Annotated[
+        bool, typer.Option(help="Discard an unfinished build in the same place instead of resuming it.")
+    ] = False,
 ) -> None:
-    """Embed a gallery with a checkpoint and save a searchable index (an interrupted build resumes)."""
+    """Embed a gallery with a checkpoint and save a searchable index (an interrupted build of the same
+    dataset resumes; one of another dataset is refused unless --fresh)."""
     from reidkit.deploy import build_index
     from reidkit.utils import resolve_device
 
@@ -307,6 +311,8 @@ def index_build(
             device=resolve_device(device),
             batch_size=batch_size,
             progress=lambda n: progress.advance(task, n),
+            source={"root": str(data.resolve()), "format": format, "options": _reader_options(option)},
+            fresh=fresh,
         )
     console.print(f"index: {len(index)} entries ({index.mode}, {index.factory}) -> {out}")
 

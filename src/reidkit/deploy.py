@@ -14,7 +14,7 @@ from PIL import Image
 from reidkit.config import Config, from_dict
 from reidkit.data.transforms import build_transforms
 from reidkit.engine.checkpoint import load_checkpoint
-from reidkit.index.store import GalleryIndex, IndexBuilder
+from reidkit.index.store import GalleryIndex, IndexBuilder, dataset_identity
 from reidkit.methods.base import Method
 from reidkit.types import Record
 from reidkit.utils import atomic_write, sha256_file
@@ -50,8 +50,13 @@ def build_index(
     device: torch.device,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
+    source: dict[str, Any] | None = None,
+    fresh: bool = False,
 ) -> GalleryIndex:
-    """Embed `records` in resumable batches (shards persisted as they finish) and save the index to `out`."""
+    """Embed `records` in resumable batches (shards persisted as they finish) and save the index to `out`.
+
+    `source` (e.g. root, format, reader options) and the records identify the dataset: an unfinished build
+    of another one is refused, or discarded when `fresh`."""
     from reidkit import runner
 
     cfg, method = load_run(ckpt, device)
@@ -62,6 +67,8 @@ def build_index(
         mode="centroid" if centroids else "instance",
         factory=factory,
         model_sha256=sha256_file(ckpt),
+        dataset=dataset_identity(records, **(source or {})),
+        fresh=fresh,
     )
     todo = builder.pending(records)
     if progress is not None and len(todo) < len(records):

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -590,6 +591,14 @@ class _BuildConfig:
     model_sha256: str | None
     nprobe: int | None
     ef_search: int | None
+    dataset: dict[str, Any] | None  # what is being indexed (see `dataset_identity`)
+
+
+def dataset_identity(records: Sequence[Record], **source: Any) -> dict[str, Any]:
+    """Identify a gallery being indexed: its source (root, format, reader options), record count and a
+    SHA-256 of the record list, so a resumed build never mixes shards of two datasets."""
+    digest = hashlib.sha256(json.dumps([asdict(r) for r in records], sort_keys=True).encode()).hexdigest()
+    return {**source, "count": len(records), "records_sha256": digest}
 
 
 class IndexBuilder:
@@ -608,23 +617,31 @@ class IndexBuilder:
         ef_search: int | None = None,
         train_size: int = 100_000,
         seed: int = 0,
+        dataset: dict[str, Any] | None = None,
+        fresh: bool = False,
     ) -> None:
+        """`dataset` identifies what is indexed (`dataset_identity`); an unfinished build of anything else
+        is refused, or discarded when `fresh`."""
         self.out_dir = Path(out_dir)
         self.work_dir = self.out_dir.parent / f".{self.out_dir.name}.partial"
         # Fails early on a bad mode / factory / parameter combination.
         GalleryIndex(
             dim, mode=mode, factory=factory, model_sha256=model_sha256, nprobe=nprobe, ef_search=ef_search
         )
-        self.config = _BuildConfig(dim, mode, factory, model_sha256, nprobe, ef_search)
+        self.config = _BuildConfig(dim, mode, factory, model_sha256, nprobe, ef_search, dataset)
         self.train_size, self.seed = train_size, seed
         cfg_path = self.work_dir / "build.json"
+        if fresh and self.work_dir.exists():
+            logger.info("discarding the unfinished build in %s (fresh start asked)", self.work_dir)
+            shutil.rmtree(self.work_dir)
         if cfg_path.is_file():
             saved = json.loads(cfg_path.read_text())
             diff = {k: (saved.get(k), v) for k, v in asdict(self.config).items() if saved.get(k) != v}
             if diff:
+                what = "of another dataset" if "dataset" in diff else "with other settings"
                 raise ValueError(
-                    f"{cfg_path}: an unfinished build with other settings exists ({diff} as (saved, given)); "
-                    f"delete {self.work_dir} to start over"
+                    f"{cfg_path}: an unfinished build {what} exists ({diff} as (saved, given)); "
+                    f"start fresh (`index build --fresh`) or delete {self.work_dir}"
                 )
         else:
             self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -669,15 +686,19 @@ class IndexBuilder:
         self._done.update(rows)
 
     @staticmethod
-    def _read_shard(path: Path) -> tuple[Features, list[Record]]:
+    def _read_shard(path: Path, keys: tuple[str, ...] = ("feats", "pids", "camids", "records")) -> Any:
+        """The shard's arrays (all four: Features and records); a damaged shard is named in the error."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                feats, pids, camids, payload = z["feats"], z["pids"], z["camids"], str(z["records"])
-        except (OSError, ValueError, KeyError, EOFError) as e:
+                arrays = {k: z[k] for k in keys}
+            if keys != ("feats", "pids", "camids", "records"):
+                return arrays
+            recs = [Record(**d) for d in json.loads(str(arrays["records"]))]
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as e:
             raise IndexIntegrityError(
-                f"{path}: unreadable build shard ({e}); delete it to redo that batch"
-            ) from e
-        recs = [Record(**d) for d in json.loads(payload)]
+                f"{path}: unreadable build shard ({type(e).__name__}: {e}); delete it to redo that batch"
+            ) from None
+        feats, pids, camids = arrays["feats"], arrays["pids"], arrays["camids"]
         n = len(recs)
         return Features(feats, pids, camids, np.arange(n, dtype=np.int64)), recs
 
@@ -704,8 +725,7 @@ class IndexBuilder:
         """Up to `train_size` vectors drawn uniformly (seeded) from all shards."""
         sizes = []
         for shard in self._shards:
-            with np.load(shard, allow_pickle=False) as z:
-                sizes.append(int(z["pids"].shape[0]))
+            sizes.append(int(self._read_shard(shard, ("pids",))["pids"].shape[0]))
         total = sum(sizes)
         rng = np.random.default_rng(self.seed)
         pick = np.sort(rng.choice(total, size=min(total, self.train_size), replace=False))
@@ -713,8 +733,7 @@ class IndexBuilder:
         for shard, n in zip(self._shards, sizes, strict=True):
             local = pick[(pick >= start) & (pick < start + n)] - start
             if len(local):
-                with np.load(shard, allow_pickle=False) as z:
-                    out.append(z["feats"][local])
+                out.append(self._read_shard(shard, ("feats",))["feats"][local])
             start += n
         return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
 

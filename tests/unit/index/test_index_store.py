@@ -20,6 +20,7 @@ from reidkit.index import (
     describe_dir,
 )
 from reidkit.index import store as store_mod
+from reidkit.index.store import dataset_identity
 from reidkit.types import Features, Record
 
 DIM = 12
@@ -331,3 +332,36 @@ def test_index_builder_refuses_changed_settings(tmp_path: Path) -> None:
         IndexBuilder(tmp_path / "idx", dim=DIM, factory="HNSW8", model_sha256=SHA)
     with pytest.raises(ValueError, match="valid forms"):
         IndexBuilder(tmp_path / "other", dim=DIM, factory="KNN")
+
+
+def test_index_builder_refuses_a_resume_over_another_dataset(tmp_path: Path) -> None:
+    features, recs = make_gallery()
+    other_feats, other = make_gallery(n=40, seed=1)
+    other = [Record(r.path.replace("/data/", "/other/"), r.pid, r.camid) for r in other]
+    out = tmp_path / "idx"
+    first = IndexBuilder(out, dim=DIM, model_sha256=SHA, dataset=dataset_identity(recs, root="/data"))
+    rows = np.flatnonzero(features.index < 20)
+    part = subset(features, rows)
+    first.add(part, recs)  # a partial build of the first dataset, then the process dies
+    ident = dataset_identity(other, root="/other")
+    with pytest.raises(ValueError, match=r"unfinished build of another dataset exists.*--fresh"):
+        IndexBuilder(out, dim=DIM, model_sha256=SHA, dataset=ident)
+    fresh = IndexBuilder(out, dim=DIM, model_sha256=SHA, dataset=ident, fresh=True)
+    assert fresh.num_done == 0 and fresh.pending(other) == other
+    fresh.add(other_feats, other)
+    built = fresh.finish()
+    assert sorted(e.path for e in built.entries()) == sorted(r.path for r in other)  # nothing stale merged
+    # the same records in the same place identify the same dataset
+    assert dataset_identity(recs, root="/data") == dataset_identity(list(recs), root="/data")
+    assert dataset_identity(recs[:-1], root="/data") != dataset_identity(recs, root="/data")
+
+
+def test_damaged_build_shard_is_named(tmp_path: Path) -> None:
+    features, recs = make_gallery()
+    out = tmp_path / "idx"
+    builder = IndexBuilder(out, dim=DIM, model_sha256=SHA)
+    builder.add(features, recs)
+    shard = next(builder.work_dir.glob("shard-*.npz"))
+    shard.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    with pytest.raises(IndexIntegrityError, match=rf"{shard}: unreadable build shard \(BadZipFile"):
+        IndexBuilder(out, dim=DIM, model_sha256=SHA)
