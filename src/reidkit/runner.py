@@ -164,10 +164,15 @@ def make_train_loader_factory(cfg: Config, device: torch.device, tokenizer=None)
         **image_norm(cfg.model.backbone),
     )
 
-    def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader:
-        sampler = pk_sampler(records, cfg, epoch, skip)
+    def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader | _SkipFirst:
+        # Workers draw augmentations from their own streams, seeded per epoch and fed batches round-robin:
+        # a resume inside an epoch replays the skipped batches (and discards them) so every later batch
+        # gets the same worker and stream position as in an uninterrupted run. Without workers the
+        # augmentations come from the main RNG, restored from the checkpoint, so the sampler just skips.
+        replay = skip if data.workers > 0 else 0
+        sampler = pk_sampler(records, cfg, epoch, skip - replay)
         dataset = ImageDataset(records, tf) if tokenizer is None else ImageTextDataset(records, tf, tokenizer)
-        return DataLoader(
+        loader = DataLoader(
             dataset,
             batch_sampler=sampler,
             num_workers=data.workers,
@@ -175,8 +180,25 @@ def make_train_loader_factory(cfg: Config, device: torch.device, tokenizer=None)
             pin_memory=device.type == "cuda",
             generator=torch.Generator().manual_seed(seed * 1000 + epoch),
         )
+        return _SkipFirst(loader, replay) if replay else loader
 
     return make
+
+
+class _SkipFirst:
+    """A loader whose first `n` batches are produced and discarded."""
+
+    def __init__(self, loader: DataLoader, n: int) -> None:
+        self.loader, self.n = loader, n
+
+    def __len__(self) -> int:
+        return max(len(self.loader) - self.n, 0)
+
+    def __iter__(self):
+        it = iter(self.loader)
+        for _ in range(self.n):
+            next(it, None)
+        yield from it
 
 
 # ----------------------------------------------------------------------------------------------- methods
