@@ -370,6 +370,8 @@ def serve(
         embed_image=embed_image_fn(cfg, method, dev),
         embed_text=embed_text_fn(method, dev),
         workers=workers,
+        max_pixels=16 * cfg.data.height * cfg.data.width,  # 16x the model's input area
+        decode_size=(cfg.data.width, cfg.data.height),
     )
     uvicorn.run(app_, host=host, port=port)
 

@@ -165,14 +165,23 @@ class _Pool:
         return await asyncio.get_running_loop().run_in_executor(self.get(), fn, *args)
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode uploaded bytes into an RGB image, judging by content (not name); 4xx for anything else."""
+# What a query image may decode to: 16x the area of a 256 x 128 model input (the service passes 16x its
+# model's input). The size is read from the header, so a small file that would decode to a huge image is
+# refused before any pixel is decoded: one request's decode cost stays bounded.
+DEFAULT_MAX_PIXELS = 16 * 256 * 128
+
+
+def decode_image(data: bytes, max_pixels: int, size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode uploaded bytes into an RGB image, judging by content (not name); 4xx for anything else.
+    `size` (w, h): JPEGs are decoded at a reduced scale no smaller than it (draft mode), which is cheaper."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > max_pixels:
                 raise HTTPException(
                     413, f"image is {img.width}x{img.height} pixels; the limit is {max_pixels} pixels"
                 )
+            if size is not None and img.format == "JPEG":
+                img.draft("RGB", size)
             img.load()
             return img.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -225,12 +234,15 @@ def create_app(
     max_upload_bytes: int = 10 * 2**20,
     workers: int = 2,
     max_k: int = 100,
-    max_pixels: int = 40_000_000,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decode_size: tuple[int, int] | None = None,
     image_root: str | Path | None = None,
 ) -> FastAPI:
     """Build the search app over a loaded `index`; relative gallery paths are resolved against `image_root`.
 
     A search kind whose embedder is None answers 501. `workers` bounds the threads running models and search.
+    `max_pixels` bounds what an upload may decode to; `decode_size` (the model's input w, h) lets JPEGs
+    decode at a reduced scale.
     """
     if workers < 1 or max_k < 1 or max_upload_bytes < 1:
         raise ValueError("workers, max_k and max_upload_bytes must be positive")
@@ -290,7 +302,8 @@ def create_app(
 
     def search_image(data: bytes, k: int) -> list[SearchHit]:
         assert embed_image is not None
-        vec = _query_vector(embed_image(decode_image(data, max_pixels)), index.dim, "embed_image")
+        img = decode_image(data, max_pixels, decode_size)
+        vec = _query_vector(embed_image(img), index.dim, "embed_image")
         return index.query(vec, k)[0]
 
     def search_text(text: str, k: int) -> list[SearchHit]:

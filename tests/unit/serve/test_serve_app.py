@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from reidkit.index import GalleryIndex
-from reidkit.serve.app import create_app, decode_image, image_embed_fn, text_embed_fn
+from reidkit.serve.app import DEFAULT_MAX_PIXELS, create_app, decode_image, image_embed_fn, text_embed_fn
 from reidkit.types import Batch, Features, Record
 
 COLOURS = {
@@ -473,3 +473,19 @@ def test_lone_surrogate_in_text_is_a_422_not_a_500(client: TestClient) -> None:
     response = client.post("/search/text", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422  # the default handler echoed the surrogate back and failed (500)
     assert response.json()["detail"][0]["loc"] == ["body", "text"]
+
+
+def test_small_file_that_decodes_huge_is_refused_by_default(client: TestClient) -> None:
+    img = Image.new("L", (6300, 6300))  # ~40 MP of zeros: a PNG of a few hundred KB at most
+    data = png_bytes(img)
+    assert len(data) < 200_000
+    response = upload(client, data)
+    assert response.status_code == 413 and f"limit is {DEFAULT_MAX_PIXELS} pixels" in response.text
+
+
+def test_jpeg_decodes_at_a_reduced_scale_when_the_model_size_is_known() -> None:
+    data = png_bytes(person(1, 2).resize((1024, 2048)), fmt="JPEG")
+    full = decode_image(data, max_pixels=4_000_000)
+    small = decode_image(data, max_pixels=4_000_000, size=(128, 256))
+    assert full.size == (1024, 2048) and small.size[0] >= 128 and small.size[1] >= 256
+    assert small.size[0] * small.size[1] < full.size[0] * full.size[1] // 4
