@@ -1,12 +1,15 @@
 """Load test of the search service on loopback: N concurrent clients send a fixed number of requests.
 
     python bench/load_test.py [--clients 8] [--requests 400] [--gallery 1000] [--model-ms 0] [--workers 2]
+    python bench/load_test.py --heavy 0.1 [--max-pixels 40000000]   # 10% of uploads: a 6300x6300 PNG
 
 The script starts the server itself (uvicorn in a child process, on a free 127.0.0.1 port) over a
 synthetic gallery of generated images with a fake embedder (a fixed random projection of a thumbnail;
 --model-ms adds a simulated model cost per embedding, sleeping like a GIL-free torch forward). Clients are
 threads with their own httpx connection; the mix is 70% image search (PNG upload), 15% text search and
-15% gallery image fetches. Every request has a timeout and the run has a deadline, so it always ends.
+15% gallery image fetches; --heavy moves a share of the image searches to a small PNG that decodes to
+6300 x 6300 pixels (the server refuses it with 413 when it exceeds --max-pixels, by default the service's
+own limit). Every request has a timeout and the run has a deadline, so it always ends.
 Reports p50/p90/p99 latency and errors per endpoint, prints a table and writes bench/results/load_test.json.
 """
 
@@ -75,7 +78,7 @@ def make_embedders(model_ms: float):
     return embed_image, embed_text
 
 
-def serve(fd: int, gallery_size: int, workers: int, model_ms: float) -> None:
+def serve(fd: int, gallery_size: int, workers: int, model_ms: float, max_pixels: int | None) -> None:
     """Child process: build the synthetic gallery and serve it on the inherited listening socket."""
     import uvicorn
 
@@ -97,7 +100,8 @@ def serve(fd: int, gallery_size: int, workers: int, model_ms: float) -> None:
     features = Features(np.stack(feats), pids, np.array([r.camid for r in records]), np.arange(gallery_size))
     index = GalleryIndex.build(features, records)
     embed_image, embed_text = make_embedders(model_ms)
-    app = create_app(index, embed_image=embed_image, embed_text=embed_text, workers=workers)
+    limit = {} if max_pixels is None else {"max_pixels": max_pixels}
+    app = create_app(index, embed_image=embed_image, embed_text=embed_text, workers=workers, **limit)
     sock = socket.socket(fileno=fd)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
@@ -115,12 +119,14 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def run_clients(
-    base: str, clients: int, total: int, gallery_size: int, deadline_s: float
+    base: str, clients: int, total: int, gallery_size: int, deadline_s: float, heavy: float = 0.0
 ) -> tuple[list, float]:
     """Send `total` requests from `clients` threads; returns [(endpoint, ok, ms, error)] and wall seconds."""
     queries = [png_bytes(person(pid, seed=10_000 + pid)) for pid in range(36)]
+    huge = png_bytes(Image.new("L", (6300, 6300)))  # a few hundred KB that decode to 40 MP
     rng = np.random.default_rng(0)
-    plan = rng.choice(["image", "text", "gallery"], size=total, p=[0.7, 0.15, 0.15])
+    shares = [0.7 * (1 - heavy), 0.15, 0.15, 0.7 * heavy]
+    plan = rng.choice(["image", "text", "gallery", "heavy"], size=total, p=shares)
     picks = rng.integers(0, 1 << 30, size=total)
     counter = iter(range(total))
     lock = threading.Lock()
@@ -137,15 +143,16 @@ def run_clients(
                 kind, pick = plan[i], int(picks[i])
                 t0 = time.perf_counter()
                 try:
-                    if kind == "image":
-                        data = queries[pick % len(queries)]
+                    if kind in ("image", "heavy"):
+                        data = queries[pick % len(queries)] if kind == "image" else huge
                         r = client.post("/search/image?k=10", files={"file": ("q.png", data, "image/png")})
                     elif kind == "text":
                         text = f"a person in {WORDS[pick % 6]} top and {WORDS[(pick // 6) % 6]} trousers"
                         r = client.post("/search/text", json={"text": text, "k": 10})
                     else:
                         r = client.get(f"/gallery/{pick % gallery_size}")
-                    ok, err = r.status_code == 200, "" if r.status_code == 200 else f"HTTP {r.status_code}"
+                    good = (200, 413) if kind == "heavy" else (200,)  # refusing a heavy upload is right
+                    ok, err = r.status_code in good, "" if r.status_code in good else f"HTTP {r.status_code}"
                 except httpx.HTTPError as e:  # counted as an error, never hidden
                     ok, err = False, f"{type(e).__name__}: {e}"
                 ms = (time.perf_counter() - t0) * 1000
@@ -170,10 +177,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server model/search threads")
     parser.add_argument("--model-ms", type=float, default=0.0, help="simulated model time per embedding")
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds before clients give up")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "load_test.json")
+    parser.add_argument("--heavy", type=float, default=0.0, help="share of uploads decoding to 40 MP")
+    parser.add_argument("--max-pixels", type=int, default=None, help="server decode limit (default: its own)")
     parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fd is not None:
-        serve(args.serve_fd, args.gallery, args.workers, args.model_ms)
+        serve(args.serve_fd, args.gallery, args.workers, args.model_ms, args.max_pixels)
         return
 
     # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else ~40 ms delayed-ACK stalls)
@@ -184,6 +194,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     cmd = [sys.executable, __file__, "--serve-fd", str(sock.fileno()), "--gallery", str(args.gallery)]
     cmd += ["--workers", str(args.workers), "--model-ms", str(args.model_ms)]
+    if args.max_pixels is not None:
+        cmd += ["--max-pixels", str(args.max_pixels)]
     server = subprocess.Popen(cmd, pass_fds=(sock.fileno(),))
     try:
         ready_by = time.monotonic() + 120
@@ -197,14 +209,16 @@ def main() -> None:
                 if time.monotonic() > ready_by:
                     raise
             time.sleep(0.2)
-        results, wall = run_clients(base, args.clients, args.requests, args.gallery, args.deadline)
+        results, wall = run_clients(
+            base, args.clients, args.requests, args.gallery, args.deadline, args.heavy
+        )
     finally:
         server.terminate()
         server.wait(30)
         sock.close()
 
     rows = {}
-    for kind in ("image", "text", "gallery", "all"):
+    for kind in ("image", "text", "gallery", "heavy", "all"):
         sel = [r for r in results if kind in ("all", r[0])]
         rows[kind] = {
             "requests": len(sel),
@@ -215,7 +229,8 @@ def main() -> None:
     errors = sorted({r[3] for r in results if not r[1]})
     print(
         f"\n{args.clients} clients, {args.requests} requests, gallery {args.gallery}, server workers "
-        f"{args.workers}, simulated model {args.model_ms} ms; "
+        f"{args.workers}, simulated model {args.model_ms} ms, heavy uploads {args.heavy:.0%} "
+        f"(server max_pixels {args.max_pixels or 'default'}); "
         f"{len(results) / wall:.1f} req/s over {wall:.1f} s"
     )
     header = f"{'endpoint':9s} {'requests':>8s} {'errors':>6s}" + "".join(
@@ -232,10 +247,10 @@ def main() -> None:
         print(f"{unsent} requests not sent before the deadline")
     for e in errors[:10]:
         print("error:", e)
-    out = HERE / "results" / "load_test.json"
+    out = args.out
     result = {
         "benchmark": "load_test",
-        "args": {k: v for k, v in vars(args).items() if k != "serve_fd"},
+        "args": {k: str(v) for k, v in vars(args).items() if k != "serve_fd"},
         "wall_s": wall,
         "throughput_rps": len(results) / wall,
         "unsent": unsent,
