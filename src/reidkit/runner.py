@@ -382,6 +382,10 @@ def _train(cfg: Config) -> dict[str, Any]:
     )
     if result.stopped_early:
         return {"stopped_early": True, "steps": result.steps}
+    if val_q:  # model selection on the held-out training ids: the test split sees the selected model only
+        best = load_checkpoint(out_dir / "best.pt", map_location=device)
+        method.load_state_dict(best["model"])
+        log.info("testing best.pt (validation %s %.4f after epoch %d)", "mAP", best["best"], best["epoch"])
     if getattr(method, "spp", None) is not None:
         prompt_picture(method, split, cfg, device, out_dir / "spp.png")
     return test_metrics(method, split, cfg, device)

@@ -79,3 +79,9 @@ def test_validation_selects_best_on_training_identities(tmp_path, synth_cache, t
     # the held-out identities are not trained on: 16 synthetic ids -> 8 train ids, 4 held out
     last = load_checkpoint(out / "last.pt")
     assert last["model"]["model.head.classifier.weight"].shape[0] == 4
+    # the test split is evaluated with the selected model, best.pt
+    res = runner.invoke(app, ["eval", str(out / "config.yaml"), "--ckpt", str(out / "best.pt"), "--json"])
+    assert res.exit_code == 0, res.output
+    again = json.loads(res.output[res.output.index("{") :])
+    tested = json.loads((out / "test_metrics.json").read_text())
+    assert abs(again["image"]["mAP"] - tested["image"]["mAP"]) < 1e-6
