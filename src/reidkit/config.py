@@ -6,6 +6,7 @@ Method-specific settings live under `method:`; `method.name` picks the dataclass
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -381,8 +382,8 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
 
 
 def from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
-    """Build a Config from a nested dict plus `key.sub=value` overrides."""
-    data = dict(data or {})
+    """Build a Config from a nested dict plus `key.sub=value` overrides (the caller's dict is not changed)."""
+    data = copy.deepcopy(dict(data or {}))
     method_name = None
     for key, value in parse_overrides(overrides or []):
         if key == "method.name":

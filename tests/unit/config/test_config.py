@@ -88,3 +88,15 @@ def test_non_utf8_recipe_names_the_file(tmp_path):
     recipe.write_bytes("train:\n  out_dir: caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin1.yaml: not valid UTF-8 YAML"):
         load_config(recipe)
+
+
+def test_overrides_do_not_leak_into_the_callers_dict():
+    import copy
+
+    from reidkit.config import from_dict
+    from reidkit.runner import QUICKSTART
+
+    before = copy.deepcopy(QUICKSTART)
+    cfg = from_dict(QUICKSTART, ["optim.epochs=3", "data.p=4", "model.freeze_stages=0"])
+    assert (cfg.optim.epochs, cfg.data.p) == (3, 4)
+    assert QUICKSTART == before
