@@ -409,13 +409,13 @@ def viz_ranks(
 
 def main() -> None:
     """Console entry point: bad input (a wrong file, field or value) ends with one line saying what is wrong
-    and exit status 1, not a traceback; REIDKIT_TRACEBACK=1 shows the traceback."""
+    and exit status 1, not a traceback; REIDKIT_DEBUG=1 shows the traceback."""
     from reidkit.utils import RunLockedError
 
     try:
         app()
     except (ValueError, FileNotFoundError, RunLockedError) as e:  # Config/Dataset/Checkpoint errors too
-        if os.environ.get("REIDKIT_TRACEBACK"):
+        if os.environ.get("REIDKIT_DEBUG"):
             raise
         Console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
         raise SystemExit(1) from None

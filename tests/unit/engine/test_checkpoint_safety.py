@@ -111,7 +111,7 @@ def test_cli_refuses_a_malicious_checkpoint_in_one_line(tmp_path: Path, verb: li
     path, marker = _malicious(tmp_path)
     cfg = Path(__file__).resolve().parents[3] / "configs/synthetic/ctl.yaml"
     args = [a.format(out=tmp_path / "m.onnx", cfg=cfg) for a in verb] + ["--ckpt", str(path)]
-    env = {k: v for k, v in os.environ.items() if k != "REIDKIT_TRACEBACK"}
+    env = {k: v for k, v in os.environ.items() if k != "REIDKIT_DEBUG"}
     proc = subprocess.run(
         [sys.executable, "-m", "reidkit.cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
