@@ -30,6 +30,23 @@ app.add_typer(viz_app, name="viz")
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from reidkit import __version__
+
+        console.print(f"reidkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """reidkit: re-identification and retrieval with limited data."""
+
+
 def _setup_logging(verbose: bool = False, log_file: Path | None = None, append: bool = False) -> None:
     """Console logging, plus `log_file` when given: a new file per run, continued when `append` (resume)."""
     root = logging.getLogger()

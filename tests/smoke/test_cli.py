@@ -85,3 +85,10 @@ def test_validation_selects_best_on_training_identities(tmp_path, synth_cache, t
     again = json.loads(res.output[res.output.index("{") :])
     tested = json.loads((out / "test_metrics.json").read_text())
     assert abs(again["image"]["mAP"] - tested["image"]["mAP"]) < 1e-6
+
+
+def test_version():
+    from reidkit import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"reidkit {__version__}"
