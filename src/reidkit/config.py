@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -309,7 +310,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {names}")
+        near = {k: difflib.get_close_matches(str(k), names, n=1) for k in unknown}
+        hint = "".join(f" ({k}: did you mean {m[0]!r}?)" for k, m in near.items() if m)
+        raise ConfigError(f"{where}: unknown key(s) {unknown}{hint}; valid keys: {names}")
     kwargs = {}
     for name, value in data.items():
         sub = f"{where}.{name}" if where else name

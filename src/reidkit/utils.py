@@ -49,11 +49,20 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """`None`/"auto" picks CUDA when available, else CPU; anything else is passed to torch.device."""
+    """`None`/"auto" picks CUDA when available, else CPU; anything else must name a torch device."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a device; valid: {DEVICE_CHOICES}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here; use cpu or auto")
+    return resolved
 
 
 class RunLockedError(RuntimeError):

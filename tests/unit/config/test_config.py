@@ -100,3 +100,18 @@ def test_overrides_do_not_leak_into_the_callers_dict():
     cfg = from_dict(QUICKSTART, ["optim.epochs=3", "data.p=4", "model.freeze_stages=0"])
     assert (cfg.optim.epochs, cfg.data.p) == (3, 4)
     assert QUICKSTART == before
+
+
+def test_misspelt_key_suggests_the_nearest_one():
+    with pytest.raises(
+        ConfigError, match=r"optim: unknown key\(s\) \['epoch'\] \(epoch: did you mean 'epochs'\?\)"
+    ):
+        load_config(None, ["optim.epoch=3"])
+
+
+def test_bad_device_lists_the_valid_ones():
+    from reidkit.utils import resolve_device
+
+    with pytest.raises(ValueError, match=r"device 'gpu' is not a device; valid: auto, cpu, cuda"):
+        resolve_device("gpu")
+    assert resolve_device("cpu").type == "cpu"
