@@ -311,8 +311,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = sorted(set(data) - set(names))
     if unknown:
         near = {k: difflib.get_close_matches(str(k), names, n=1) for k in unknown}
-        hint = "".join(f" ({k}: did you mean {m[0]!r}?)" for k, m in near.items() if m)
-        raise ConfigError(f"{where}: unknown key(s) {unknown}{hint}; valid keys: {names}")
+        hint = "".join(f"; {k}: did you mean {m[0]!r}?" for k, m in near.items() if m)
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {names}{hint}")
     kwargs = {}
     for name, value in data.items():
         sub = f"{where}.{name}" if where else name
