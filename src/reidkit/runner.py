@@ -547,10 +547,10 @@ QUICKSTART: dict[str, Any] = {
     "method": {"name": "ctl", "centroid_triplet": True},
     "optim": {
         "lr": 3.5e-4,
-        "epochs": 8,
+        "epochs": 20,
         "warmup_epochs": 1,
         "warmup_factor": 0.1,
-        "milestones": [6],
+        "milestones": [15],
     },
     "eval": {"every": 0},
     "train": {"out_dir": "runs/quickstart", "log_every": 10},
