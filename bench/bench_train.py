@@ -27,12 +27,14 @@ from pathlib import Path
 import torch
 
 from reidkit import runner
-from reidkit.config import Config, from_dict
+from reidkit.config import Config, OptimConfig, from_dict
 from reidkit.engine.loop import fit
 from reidkit.types import Batch
+from reidkit.utils import resolve_device
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("default", "channels_last", "freeze_stages=2")
+BENCH_OPTIM = OptimConfig(warmup_epochs=0, milestones=())  # the same optimiser for the raw and engine loops
 
 
 def make_config(args: argparse.Namespace, backbone: str, variant: str) -> Config:
@@ -72,8 +74,7 @@ def time_loader(cfg: Config, records, device: torch.device, n: int) -> tuple[flo
 
 def raw_steps(method, batches: list[Batch], device: torch.device, channels_last: bool) -> list[float]:
     """A plain PyTorch loop: forward, losses, backward, optimiser steps; seconds per step."""
-    o = runner.OptimConfig()
-    opt, _ = runner.build_optimisation(method, o)
+    opt, _ = runner.build_optimisation(method, BENCH_OPTIM)
     extra = method.extra_optimizers()
     method.train()
     times = []
@@ -106,7 +107,7 @@ def engine_steps(
             Batch(**{**b.__dict__, "images": b.images.contiguous(memory_format=torch.channels_last)})
             for b in batches
         ]
-    opt, sched = runner.build_optimisation(method, runner.OptimConfig(warmup_epochs=0, milestones=()))
+    opt, sched = runner.build_optimisation(method, BENCH_OPTIM)
     stamps: list[float] = []
 
     def on_event(ev: dict) -> None:
@@ -136,7 +137,7 @@ def _sync(device: torch.device) -> None:
 
 def bench_one(args: argparse.Namespace, backbone: str, variant: str, split) -> dict:
     cfg = make_config(args, backbone, variant)
-    device = runner.resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device)
     records, _ = runner.relabel(split.train)
     n_cls = len({r.pid for r in records})
     n = args.warmup + args.steps
