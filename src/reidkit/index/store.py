@@ -152,7 +152,7 @@ class GalleryIndex:
         self._sums: list[np.ndarray] = []  # centroid mode: float64 [D] per entry
         self._lock = threading.Lock()  # guards the lazy centroid-index rebuild
         # the folder every absolute image path resolved under when the index was saved; the service serves
-        # only files under it (None: relative paths, resolved against the server's image root)
+        # only files under it (None: not saved yet, or relative paths resolved against the server's root)
         self.gallery_root: str | None = None
 
     def _new_index(self, factory: str) -> ExactIndex | FaissIndex:
@@ -186,7 +186,6 @@ class GalleryIndex:
         )
         gi.add(features, records)
         gi._ready_index()  # centroid mode builds (and trains) its index now, so bad settings fail here
-        gi.gallery_root = gi._resolved_root()
         return gi
 
     def __len__(self) -> int:
@@ -352,7 +351,7 @@ class GalleryIndex:
     def entries(self) -> list[Entry]:
         return list(self._entries)
 
-    def _resolved_root(self) -> str | None:
+    def resolved_root(self) -> str | None:
         """The common folder of every absolute image path, resolved now (symlinks followed)."""
         paths = [p for e in self._entries for p in (e.path, *e.members)]
         if not paths or not all(os.path.isabs(p) for p in paths):
@@ -424,7 +423,7 @@ class GalleryIndex:
             self._ready_index().save(tmp / index_name)
             self._write_sqlite(tmp / METADATA)
             files = {name: sha256_file(tmp / name) for name in (index_name, METADATA)}
-            self.gallery_root = self._resolved_root()  # recorded as the files resolve at save time
+            self.gallery_root = self.resolved_root()  # recorded as the files resolve at save time
             body = self._manifest_body(files)
             body["manifest_sha256"] = hashlib.sha256(_render_manifest(body)).hexdigest()
             with atomic_write(tmp / MANIFEST) as fh:
@@ -487,7 +486,7 @@ class GalleryIndex:
             )
         gi._read_sqlite(index_dir / METADATA)
         # indexes saved before the root was recorded: the root of their stored paths as they resolve now
-        gi.gallery_root = manifest["gallery_root"] if "gallery_root" in manifest else gi._resolved_root()
+        gi.gallery_root = manifest["gallery_root"] if "gallery_root" in manifest else gi.resolved_root()
         if len(gi) != manifest["count"] or len(gi._index) != manifest["count"]:
             raise IndexIntegrityError(
                 f"{index_dir}: manifest count {manifest['count']}, metadata rows {len(gi)}, "
@@ -601,6 +600,12 @@ def dataset_identity(records: Sequence[Record], **source: Any) -> dict[str, Any]
     return {**source, "count": len(records), "records_sha256": digest}
 
 
+def _bad_shard(path: Path, e: Exception) -> IndexIntegrityError:
+    return IndexIntegrityError(
+        f"{path}: unreadable build shard ({type(e).__name__}: {e}); delete it to redo that batch"
+    )
+
+
 class IndexBuilder:
     """Resumable gallery build: each `add`ed batch is persisted as a shard in `.<out>.partial/` next to the
     output; after an interruption a new builder with the same settings skips what is done (`pending`)."""
@@ -686,21 +691,23 @@ class IndexBuilder:
         self._done.update(rows)
 
     @staticmethod
-    def _read_shard(path: Path, keys: tuple[str, ...] = ("feats", "pids", "camids", "records")) -> Any:
-        """The shard's arrays (all four: Features and records); a damaged shard is named in the error."""
+    def _shard_arrays(path: Path, *keys: str) -> dict[str, np.ndarray]:
+        """Arrays of one shard; a damaged shard is an IndexIntegrityError naming it."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in keys}
-            if keys != ("feats", "pids", "camids", "records"):
-                return arrays
-            recs = [Record(**d) for d in json.loads(str(arrays["records"]))]
-        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as e:
-            raise IndexIntegrityError(
-                f"{path}: unreadable build shard ({type(e).__name__}: {e}); delete it to redo that batch"
-            ) from None
-        feats, pids, camids = arrays["feats"], arrays["pids"], arrays["camids"]
+                return {k: z[k] for k in keys}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise _bad_shard(path, e) from None
+
+    @classmethod
+    def _read_shard(cls, path: Path) -> tuple[Features, list[Record]]:
+        a = cls._shard_arrays(path, "feats", "pids", "camids", "records")
+        try:
+            recs = [Record(**d) for d in json.loads(str(a["records"]))]
+        except (ValueError, TypeError) as e:
+            raise _bad_shard(path, e) from None
         n = len(recs)
-        return Features(feats, pids, camids, np.arange(n, dtype=np.int64)), recs
+        return Features(a["feats"], a["pids"], a["camids"], np.arange(n, dtype=np.int64)), recs
 
     def finish(self) -> GalleryIndex:
         """Build the GalleryIndex from all shards (IVF trains on a sample first), save it, drop the shards."""
@@ -725,7 +732,7 @@ class IndexBuilder:
         """Up to `train_size` vectors drawn uniformly (seeded) from all shards."""
         sizes = []
         for shard in self._shards:
-            sizes.append(int(self._read_shard(shard, ("pids",))["pids"].shape[0]))
+            sizes.append(int(self._shard_arrays(shard, "pids")["pids"].shape[0]))
         total = sum(sizes)
         rng = np.random.default_rng(self.seed)
         pick = np.sort(rng.choice(total, size=min(total, self.train_size), replace=False))
@@ -733,7 +740,7 @@ class IndexBuilder:
         for shard, n in zip(self._shards, sizes, strict=True):
             local = pick[(pick >= start) & (pick < start + n)] - start
             if len(local):
-                out.append(self._read_shard(shard, ("feats",))["feats"][local])
+                out.append(self._shard_arrays(shard, "feats")["feats"][local])
             start += n
         return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
 

@@ -249,7 +249,11 @@ def create_app(
     pool = _Pool(workers)
     root = Path(image_root) if image_root is not None else None
     image_kinds: dict[str, str] = {}  # ETag -> media type of gallery files that decoded as images
-    default_root = index._resolved_root() if index.gallery_root is None else None  # an index never saved
+    # gallery files are served only from under these folders, resolved once (an index never saved has no
+    # recorded root: the common folder of its paths now)
+    abs_root = index.gallery_root or index.resolved_root()
+    allowed_abs = Path(abs_root).resolve() if abs_root else None
+    allowed_rel = root.resolve() if root is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -357,12 +361,12 @@ def create_app(
         except KeyError as e:
             raise HTTPException(404, f"no gallery entry with id {entry_id}") from e
         path = Path(entry.path)
-        allowed = index.gallery_root or default_root
+        allowed = allowed_abs
         if not path.is_absolute():
             if root is None:
                 logger.warning("gallery entry %d: relative path %s and no image root", entry_id, path)
                 raise HTTPException(404, f"the image file of gallery entry {entry_id} is not served")
-            path, allowed = root / path, str(root)
+            path, allowed = root / path, allowed_rel
         missing = HTTPException(404, f"the image file of gallery entry {entry_id} is missing on the server")
         try:
             real = path.resolve(strict=True)
@@ -370,7 +374,7 @@ def create_app(
         except OSError as e:
             logger.warning("gallery entry %d: file %s is missing", entry_id, path)
             raise missing from e
-        if allowed is None or not _serveable(real, info, Path(allowed).resolve()):
+        if allowed is None or not _serveable(real, info, allowed):
             logger.warning("gallery entry %d: %s is not a file under %s; refused", entry_id, real, allowed)
             raise HTTPException(404, f"the image file of gallery entry {entry_id} is not served")
         etag = f'"{entry_id}-{info.st_mtime_ns:x}-{info.st_size:x}"'
