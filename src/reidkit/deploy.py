@@ -14,7 +14,7 @@ from PIL import Image
 from reidkit.config import Config, from_dict
 from reidkit.data.transforms import build_transforms
 from reidkit.engine.checkpoint import load_checkpoint
-from reidkit.index.store import GalleryIndex, IndexBuilder, dataset_identity
+from reidkit.index import GalleryIndex, IndexBuilder, dataset_identity
 from reidkit.methods.base import Method
 from reidkit.types import Record
 from reidkit.utils import atomic_write, sha256_file

@@ -9,6 +9,7 @@ from reidkit.index.store import (
     IndexIntegrityError,
     ModelMismatchError,
     SearchHit,
+    dataset_identity,
     describe_dir,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "IndexIntegrityError",
     "ModelMismatchError",
     "SearchHit",
+    "dataset_identity",
     "describe_dir",
 ]

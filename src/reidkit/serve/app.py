@@ -34,7 +34,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reidkit.index.store import GalleryIndex, SearchHit
+from reidkit.index import GalleryIndex, SearchHit
 from reidkit.types import Batch, Embedder
 
 logger = logging.getLogger(__name__)
