@@ -73,7 +73,7 @@ def test_index_build_and_search(tiny_run, synth_cache, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output + repr(res.exception)
-    from reidkit.index.store import GalleryIndex
+    from reidkit.index import GalleryIndex
 
     gallery_pids = {int(p.name[:4]) for p in (root / "bounding_box_test").glob("*.jpg")}
     assert len(GalleryIndex.load(tmp_path / "cidx")) == len(gallery_pids)

@@ -17,10 +17,10 @@ from reidkit.index import (
     IndexBuilder,
     IndexIntegrityError,
     ModelMismatchError,
+    dataset_identity,
     describe_dir,
 )
-from reidkit.index import store as store_mod
-from reidkit.index.store import dataset_identity
+from reidkit.index import folder as store_mod
 from reidkit.types import Features, Record
 
 DIM = 12

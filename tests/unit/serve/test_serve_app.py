@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from reidkit.index import GalleryIndex
-from reidkit.serve.app import DEFAULT_MAX_PIXELS, create_app, decode_image, image_embed_fn, text_embed_fn
+from reidkit.serve.app import create_app, image_embed_fn, text_embed_fn
+from reidkit.serve.uploads import DEFAULT_MAX_PIXELS, decode_image
 from reidkit.types import Batch, Features, Record
 
 COLOURS = {
