@@ -1,9 +1,9 @@
 """Captions -> word ids, and the word-embedding table built from a frozen text encoder (TextReID).
 
-Tokens: lower-cased runs of letters/digits; hyphens and apostrophes inside a word are kept ("t-shirt",
-"man's"), every other character (punctuation, spaces) separates words and is dropped, as in CUHK-PEDES
-`processed_tokens`. Ids: 0 = padding, 1 = unknown, then the vocabulary by descending count (ties
-alphabetical), so a vocabulary is a deterministic function of the captions and `min_count`.
+Tokens (`reidkit.data.tokens`): lower-cased runs of letters/digits; hyphens and apostrophes inside a word
+are kept ("t-shirt", "man's"), every other character (punctuation, spaces) separates words and is dropped,
+as in CUHK-PEDES `processed_tokens`. Ids: 0 = padding, 1 = unknown, then the vocabulary by descending
+count (ties alphabetical), so a vocabulary is a deterministic function of the captions and `min_count`.
 
 The word table [V, D] holds one vector per vocabulary word, each word passed through the encoder *alone*
 (no sentence context), so training needs only this table and never the encoder. Row 0 (padding) is zero,
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from reidkit.data.tokens import tokenize
 from reidkit.utils import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -31,13 +31,7 @@ logger = logging.getLogger(__name__)
 PAD, UNK = 0, 1
 SPECIALS = ("<pad>", "<unk>")
 WORD_TABLES = ("minilm", "clip", "random")  # valid `source` names of `make_word_table`
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _TABLE_FORMAT = 1  # bump when the table layout or the pooling changes: part of the cache key
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens; punctuation splits words and is dropped (hyphenated words kept)."""
-    return _TOKEN_RE.findall(text.lower())
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from reidkit.data.synthetic import (
     visible_attributes,
     write_synthetic,
 )
+from reidkit.data.synthetic import write as syn_write
 
 # Written independently of the module's own pattern.
 NAME = re.compile(r"^(\d{4})_c([1-9])s1_(\d{6})_00\.jpg$")
@@ -294,7 +295,7 @@ def test_ensure_synthetic_writes_once_and_reuses(tmp_path: Path, monkeypatch: py
     def no_write(*args: object, **kwargs: object) -> Path:
         raise AssertionError("a complete cached set must be reused, not rewritten")
 
-    monkeypatch.setattr(syn, "write_synthetic", no_write)
+    monkeypatch.setattr(syn_write, "write_synthetic", no_write)
     assert ensure_synthetic(tmp_path / "cache", cfg) == path
     monkeypatch.undo()
     other = ensure_synthetic(tmp_path / "cache", SyntheticConfig(num_ids=4, seed=2))
@@ -309,7 +310,7 @@ def test_interrupted_writes_are_not_taken_for_complete(
     cfg = SyntheticConfig(num_ids=6, seed=4)
     cache = tmp_path / "cache"
     calls = {"n": 0}
-    real_save = syn._save
+    real_save = syn_write._save
 
     def failing_save(image: Image.Image, path: Path) -> None:
         calls["n"] += 1
@@ -317,7 +318,7 @@ def test_interrupted_writes_are_not_taken_for_complete(
             raise RuntimeError("disk full (simulated)")
         real_save(image, path)
 
-    monkeypatch.setattr(syn, "_save", failing_save)
+    monkeypatch.setattr(syn_write, "_save", failing_save)
     with pytest.raises(RuntimeError, match="simulated"):
         ensure_synthetic(cache, cfg)
     assert list(cache.iterdir()) == []  # the temp folder was removed, nothing half-done in place
