@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from reidkit import runner
+from reidkit.app import build
 from reidkit.config import Config, OptimConfig, from_dict
+from reidkit.data.subsets import relabel
 from reidkit.engine.loop import fit
 from reidkit.types import Batch
 from reidkit.utils import resolve_device
@@ -58,7 +59,7 @@ def make_config(args: argparse.Namespace, backbone: str, variant: str) -> Config
 
 def time_loader(cfg: Config, records, device: torch.device, n: int) -> tuple[float, float, list[Batch]]:
     """(seconds to the first batch, median seconds per later batch, the batches) of the recipe's loader."""
-    loader = runner.make_train_loader_factory(cfg, device)(records, 0, 0)
+    loader = build.train_loaders(cfg, device)(records, 0, 0)
     it = iter(loader)
     t0 = time.perf_counter()
     batches = [next(it)]
@@ -74,7 +75,7 @@ def time_loader(cfg: Config, records, device: torch.device, n: int) -> tuple[flo
 
 def raw_steps(method, batches: list[Batch], device: torch.device, channels_last: bool) -> list[float]:
     """A plain PyTorch loop: forward, losses, backward, optimiser steps; seconds per step."""
-    opt, _ = runner.build_optimisation(method, BENCH_OPTIM)
+    opt, _ = build.build_optimisation(method, BENCH_OPTIM)
     extra = method.extra_optimizers()
     method.train()
     times = []
@@ -107,7 +108,7 @@ def engine_steps(
             Batch(**{**b.__dict__, "images": b.images.contiguous(memory_format=torch.channels_last)})
             for b in batches
         ]
-    opt, sched = runner.build_optimisation(method, BENCH_OPTIM)
+    opt, sched = build.build_optimisation(method, BENCH_OPTIM)
     stamps: list[float] = []
 
     def on_event(ev: dict) -> None:
@@ -138,7 +139,7 @@ def _sync(device: torch.device) -> None:
 def bench_one(args: argparse.Namespace, backbone: str, variant: str, split) -> dict:
     cfg = make_config(args, backbone, variant)
     device = resolve_device(cfg.train.device)
-    records, _ = runner.relabel(split.train)
+    records, _ = relabel(split.train)
     n_cls = len({r.pid for r in records})
     n = args.warmup + args.steps
     first, per_batch, batches = time_loader(cfg, records, device, n)
@@ -146,7 +147,7 @@ def bench_one(args: argparse.Namespace, backbone: str, variant: str, split) -> d
     row = {"backbone": backbone, "variant": variant, "loader_first_s": first, "loader_batch_s": per_batch}
     for name, fn in (("raw", raw_steps), ("engine", engine_steps)):
         torch.manual_seed(0)
-        method = runner.build_method(cfg, n_cls).to(device)
+        method = build.build_method(cfg, n_cls).to(device)
         if channels_last:
             method = method.to(memory_format=torch.channels_last)
         if name == "raw":
@@ -176,7 +177,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_train.json")
     args = ap.parse_args()
     cfg = make_config(args, "osnet_x0_25", "default")
-    split = runner.load_split(cfg.data)
+    split = build.load_split(cfg.data)
     rows = []
     for backbone in args.backbones.split(","):
         for variant in args.variants.split(","):

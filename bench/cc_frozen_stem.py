@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from reidkit import runner
+from reidkit.app import build
 from reidkit.config import load_config
+from reidkit.data.loaders import eval_loader, pk_sampler
+from reidkit.data.subsets import relabel
 from reidkit.engine.loop import fit
 from reidkit.evaluation import evaluate
 from reidkit.types import Batch, Features, Record
@@ -60,7 +62,11 @@ def stem_maps(
 ) -> torch.Tensor:
     """Stem maps of every record at the recipe's test transform (mirrored when `flip`), fp16 on CPU."""
     out, done = [], 0
-    for i, b in enumerate(runner.test_loader(records, cfg, device)):
+    for i, b in enumerate(
+        eval_loader(
+            records, build.eval_transform(cfg), batch_size=cfg.data.test_batch_size, workers=cfg.data.workers
+        )
+    ):
         x = b.images.to(device)
         out.append(stem(x.flip(3) if flip else x).half().cpu())
         done += len(b)
@@ -89,8 +95,8 @@ def build_cache(cfg: Any, path: Path, device: torch.device) -> dict[str, Any]:
     """Compute (or read) the stem maps of train (plain + mirrored), query and gallery."""
     if path.is_file():
         return torch.load(path, weights_only=True)
-    split = runner.load_split(cfg.data)
-    method = runner.build_method(cfg, 0).to(device).eval()
+    split = build.load_split(cfg.data)
+    method = build.build_method(cfg, 0).to(device).eval()
     stem = stem_of(method.model.backbone)
     cache = {
         **cache_identity(cfg, split),
@@ -113,7 +119,7 @@ def check_cache(cache: dict[str, Any], cfg: Any, split: Any, path: Path) -> None
 
 def cached_stem_method(cfg: Any) -> Any:
     """The recipe's method with OSNet cut after conv3: it takes the cached stem maps as its input."""
-    method = runner.build_method(cfg, 0)
+    method = build.build_method(cfg, 0)
     method.model.backbone = rest_of(method.model.backbone)
     return method
 
@@ -145,7 +151,14 @@ class CachedPK:
         epoch: int,
     ) -> None:
         self.maps, self.flipped, self.rows, self.records = maps, flipped, rows, records
-        self.sampler = runner.pk_sampler(records, cfg, epoch)  # the library's P x K sampling
+        self.sampler = pk_sampler(
+            records,
+            p=cfg.data.p,
+            k=cfg.data.k,
+            seed=cfg.train.seed,
+            num_batches=cfg.optim.iters_per_epoch,
+            epoch=epoch,
+        )  # the library's P x K sampling
         self.rng = np.random.default_rng([cfg.train.seed, epoch])
 
     def __len__(self) -> int:
@@ -199,7 +212,7 @@ def bn_check(args: Any, cache: dict[str, Any], device: torch.device, batches: in
     from reidkit.models.weights import recalibrate_batchnorm
 
     cfg = load_config(REPO / RECIPES["cc"], [f"data.root={args.data}", "model.freeze_bn=false"])
-    split = runner.load_split(cfg.data)
+    split = build.load_split(cfg.data)
     check_cache(cache, cfg, split, args.cache)
     g = torch.Generator().manual_seed(0)
     n = cfg.data.p * cfg.data.k
@@ -245,12 +258,12 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
     if ignored:
         raise ValueError(f"--set {ignored}: the cached stem maps do not follow these; use the recipe")
     cfg = load_config(REPO / RECIPES[variant], over)
-    split = runner.load_split(cfg.data)
+    split = build.load_split(cfg.data)
     check_cache(cache, cfg, split, args.cache)
     seed_everything(seed)
     method = cached_stem_method(cfg)
     rows = {p: i for i, p in enumerate(cache["train_paths"])}
-    train_recs, _ = runner.relabel(split.train)  # true ids: only for the pseudo-labels' ARI/NMI log
+    train_recs, _ = relabel(split.train)  # true ids: only for the pseudo-labels' ARI/NMI log
 
     def make_loader(records: Sequence[Record], epoch: int, skip: int) -> CachedPK:
         if skip:
@@ -265,7 +278,7 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
     method.to(device)
     start = split_report(method, cache, split, device)
     o = cfg.optim
-    opt, sched = runner.build_optimisation(method, o)
+    opt, sched = build.build_optimisation(method, o)
     out_dir = Path(args.out) / f"{variant}{args.tag and '_' + args.tag}_s{seed}"
     t0 = time.perf_counter()
     fit(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from reidkit import runner
+from reidkit.app import build
 from reidkit.config import load_config
 from reidkit.data.dataset import ImageDataset, collate
 from reidkit.data.readers import read_split
@@ -38,11 +38,11 @@ CC_START = "configs/cuhk03_detected/cc_osnet.yaml"
 def untrained(name: str, data: Path, recipe: str | None = None) -> dict:
     recipe = recipe or SETS[name][1]
     cfg = load_config(REPO / recipe, [f"data.root={data / name}", "data.workers=0"])
-    split = runner.load_split(cfg.data)
+    split = build.load_split(cfg.data)
     dev = torch.device("cpu")
-    method = runner.build_method(cfg, len({r.pid for r in split.train})).eval()
-    q = runner.extract_features(method, split.query, cfg, dev)
-    g = runner.extract_features(method, split.gallery, cfg, dev)
+    method = build.build_method(cfg, len({r.pid for r in split.train})).eval()
+    q = build.extract_features(method, split.query, cfg, dev)
+    g = build.extract_features(method, split.gallery, cfg, dev)
     return {"image": evaluate(q, g).as_dict(), "centroid": evaluate(q, g, centroids=True).as_dict()}
 
 

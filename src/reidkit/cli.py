@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from reidkit.cli_output import ProgressCallback, console, metrics_table, progress_bars, setup_logging
 
 app = typer.Typer(
     help="reidkit: re-identification and retrieval with limited data.",
@@ -27,7 +25,6 @@ index_app = typer.Typer(help="Build gallery indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 viz_app = typer.Typer(help="Pictures of results.", no_args_is_help=True)
 app.add_typer(viz_app, name="viz")
-console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 
 
 def _print_version(value: bool) -> None:
@@ -47,67 +44,6 @@ def _root(
     """reidkit: re-identification and retrieval with limited data."""
 
 
-def _setup_logging(verbose: bool = False, log_file: Path | None = None, append: bool = False) -> None:
-    """Console logging, plus `log_file` when given: a new file per run, continued when `append` (resume)."""
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(
-        RichHandler(console=console, show_path=False, level=logging.DEBUG if verbose else logging.INFO)
-    )
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, mode="a" if append else "w")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(fh)
-
-
-class _ProgressCallback:
-    """Shows one rich progress bar per epoch from the training loop's events."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress, self.task = progress, None
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if ev["event"] == "epoch_start":
-            if self.task is not None:
-                self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(
-                f"epoch {ev['epoch'] + 1}/{ev['epochs']}", total=ev["total"], completed=ev["done"], info=""
-            )
-        elif ev["event"] == "step" and self.task is not None:
-            self.progress.update(self.task, advance=1, info=f"loss {ev['loss']:.3f}")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-    )
-
-
-def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
-    table = Table(title=title)
-    order = ["mAP", "mINP", "R1", "R5", "R10", *(f"Recall@{k}" for k in (1, 2, 4, 8, 16, 32))]
-    cols = [c for c in order if any(c in m for m in rows.values())]
-    table.add_column("protocol")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for name, m in rows.items():
-        table.add_row(name, *[f"{m[c]:.4f}" if c in m else "-" for c in cols])
-    for m in rows.values():
-        if "trainable_params" in m:
-            tr, tot = m["trainable_params"], m["total_params"]
-            table.caption = f"trainable parameters: {tr:,} of {tot:,} ({tr / max(tot, 1):.1%})"
-    return table
-
-
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write the dataset into.")],
@@ -119,7 +55,7 @@ def synth(
     """Write the built-in synthetic pedestrian dataset (Market-1501 layout + CUHK-PEDES-style captions)."""
     from reidkit.data.synthetic import SyntheticConfig, write_synthetic
 
-    _setup_logging()
+    setup_logging()
     path = write_synthetic(
         out, SyntheticConfig(num_ids=ids, seed=seed, num_cameras=cameras), overwrite=overwrite
     )
@@ -168,7 +104,7 @@ def datasets_stats(
     """Statistics of a dataset (ids, images, cameras per split, captions), without decoding images."""
     from reidkit.data.readers import read_split
 
-    _setup_logging()
+    setup_logging()
     split = read_split(format, path, **_reader_options(option))
     console.print(_stats_table(split.stats()))
 
@@ -185,7 +121,7 @@ def datasets_check(
     """Check a dataset: statistics and every problem found; exits 1 on errors."""
     from reidkit.data.check import check_dataset, format_report
 
-    _setup_logging()
+    setup_logging()
     result = check_dataset(path, format, decode_images=decode, **_reader_options(option))
     console.print(format_report(result), markup=False, highlight=False)
     raise typer.Exit(0 if result.ok else 1)
@@ -198,7 +134,7 @@ def train(
     verbose: bool = False,
 ) -> None:
     """Train per a recipe; `key.sub=value` arguments override it. Writes config, checkpoints, metrics."""
-    from reidkit import runner
+    from reidkit.app.train import train as train_run
     from reidkit.config import load_config
     from reidkit.engine.loop import will_resume
     from reidkit.utils import atomic_write, run_lock
@@ -206,14 +142,13 @@ def train(
     cfg = load_config(config, list(ctx.args))
     out_dir = Path(cfg.train.out_dir)
     with run_lock(out_dir):  # before the log file is opened: a second run must not truncate it
-        _setup_logging(verbose, out_dir / "train.log", append=will_resume(out_dir, cfg.train.resume))
-        with _progress() as progress:
-            runner._CALLBACKS[:] = [_ProgressCallback(progress)]
-            result = runner.train(cfg)
+        setup_logging(verbose, out_dir / "train.log", append=will_resume(out_dir, cfg.train.resume))
+        with progress_bars() as progress:
+            result = train_run(cfg, callbacks=[ProgressCallback(progress)])
         if result.get("stopped_early"):
             console.print(f"stopped after {result['steps']} steps; resume with train.resume=true")
             return
-        console.print(_metrics_table(f"test: {out_dir}", result))
+        console.print(metrics_table(f"test: {out_dir}", result))
         with atomic_write(out_dir / "test_metrics.json", "w") as fh:
             json.dump(result, fh, indent=2)
 
@@ -228,20 +163,20 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Evaluate a checkpoint on the config's test split."""
-    from reidkit import runner
+    from reidkit.app.build import load_method, load_split
+    from reidkit.app.train import test_metrics
     from reidkit.config import load_config
     from reidkit.utils import resolve_device
 
-    _setup_logging()
+    setup_logging()
     cfg = load_config(config, list(ctx.args))
     device = resolve_device(cfg.train.device)
-    method = runner.load_method(cfg, ckpt, device)
-    split = runner.load_split(cfg.data)
-    rows = runner.test_metrics(method, split, cfg, device, centroids=centroids, rerank=rerank)
+    method = load_method(cfg, ckpt, device)
+    rows = test_metrics(method, load_split(cfg.data), cfg, device, centroids=centroids, rerank=rerank)
     if as_json:
         console.print_json(json.dumps(rows))
     else:
-        console.print(_metrics_table(f"{ckpt}", rows))
+        console.print(metrics_table(f"{ckpt}", rows))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -253,19 +188,18 @@ def quickstart(
 ) -> None:
     """Synthesise the built-in dataset, fine-tune an ImageNet start with CTL, evaluate untrained vs trained
     (per image and with centroids); extra `key.sub=value` arguments override the quickstart recipe."""
-    from reidkit import runner
+    from reidkit.app.quickstart import quickstart as run_quickstart
 
-    _setup_logging(log_file=out / "train.log")
+    setup_logging(log_file=out / "train.log")
     t0 = time.perf_counter()
     overrides = [*ctx.args, f"train.out_dir={out}", f"train.device={device}"]
     if epochs:
         overrides.append(f"optim.epochs={epochs}")
-    with _progress() as progress:
-        runner._CALLBACKS[:] = [_ProgressCallback(progress)]
-        result = runner.quickstart(overrides)
+    with progress_bars() as progress:
+        result = run_quickstart(overrides, callbacks=[ProgressCallback(progress)])
     rows = {f"untrained {k}": v for k, v in result["untrained"].items()}
     rows.update({f"trained {k}": v for k, v in result["trained"].items()})
-    console.print(_metrics_table("quickstart: synthetic pedestrians, CTL", rows))
+    console.print(metrics_table("quickstart: synthetic pedestrians, CTL", rows))
     console.print(f"ranked lists: {result['picture']}   metrics: {out / 'quickstart.json'}")
     console.print(f"run folder: {out}   total time: {time.perf_counter() - t0:.0f} s")
     index = out / "gallery_index"
@@ -312,12 +246,12 @@ def index_build(
 ) -> None:
     """Embed a gallery with a checkpoint and save a searchable index (an interrupted build of the same
     dataset resumes; one of another dataset is refused unless --fresh)."""
-    from reidkit.deploy import build_index
+    from reidkit.app.deploy import build_index
     from reidkit.utils import resolve_device
 
-    _setup_logging()
+    setup_logging()
     records = _gallery_records(data, format, option)
-    with _progress() as progress:
+    with progress_bars() as progress:
         task = progress.add_task("embedding gallery", total=len(records), info="")
         index = build_index(
             ckpt,
@@ -345,10 +279,10 @@ def search_cmd(
     device: str = "auto",
 ) -> None:
     """Search an index by image or by sentence."""
-    from reidkit.deploy import open_index, search
+    from reidkit.app.deploy import open_index, search
     from reidkit.utils import resolve_device
 
-    _setup_logging()
+    setup_logging()
     dev = resolve_device(device)
     gi, cfg, method = open_index(index, ckpt, dev)
     hits = search(gi, cfg, method, dev, image=image, text=text, k=k)
@@ -375,11 +309,11 @@ def serve(
     """Serve the search web page and JSON API over an index (needs the `serve` extra)."""
     import uvicorn
 
-    from reidkit.deploy import embed_image_fn, embed_text_fn, open_index
+    from reidkit.app.deploy import embed_image_fn, embed_text_fn, open_index
     from reidkit.serve.app import create_app
     from reidkit.utils import resolve_device
 
-    _setup_logging()
+    setup_logging()
     dev = resolve_device(device)
     gi, cfg, method = open_index(index, ckpt, dev)
     app_ = create_app(
@@ -399,9 +333,9 @@ def export(
     onnx: Annotated[Path, typer.Option(help="ONNX file to write.")],
 ) -> None:
     """Export the image embedder to ONNX (dynamic batch, L2-normalised output)."""
-    from reidkit.deploy import export_onnx
+    from reidkit.app.deploy import export_onnx
 
-    _setup_logging()
+    setup_logging()
     console.print(f"wrote {export_onnx(ckpt, onnx)}")
 
 
@@ -414,11 +348,12 @@ def viz_ranks(
     device: str = "auto",
 ) -> None:
     """Ranked lists of the worst and best test queries (by average precision) of an evaluation."""
-    from reidkit.deploy import load_run
-    from reidkit.runner import load_split, worst_best_picture
+    from reidkit.app.build import load_split
+    from reidkit.app.deploy import load_run
+    from reidkit.app.pictures import worst_best_picture
     from reidkit.utils import resolve_device
 
-    _setup_logging()
+    setup_logging()
     dev = resolve_device(device)
     cfg, method = load_run(ckpt, dev)
     console.print(f"wrote {worst_best_picture(method, load_split(cfg.data), cfg, out, n=n, k=k)}")

@@ -1,7 +1,8 @@
 """Strict YAML -> frozen dataclasses, `key.sub=value` overrides, and dump().
 
 A recipe lists only what differs from the defaults. Unknown keys and wrong types raise with the valid choices.
-Method-specific settings live under `method:`; `method.name` picks the dataclass from METHOD_CONFIGS.
+Method-specific settings live under `method:`; `method.name` picks the method's own config dataclass from
+`reidkit.methods.METHODS` (each method module holds its config: the only place its defaults live).
 """
 
 from __future__ import annotations
@@ -97,12 +98,10 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every: int = 10  # evaluate on the validation ids every N epochs (0 = only at the end)
-    centroids: bool = False
     rerank: bool = False
     rerank_k1: int = 20  # k-reciprocal re-ranking: k1, k2, lambda (Zhong et al.'s defaults)
     rerank_k2: int = 6
     rerank_lambda: float = 0.3
-    metric: str = "cosine"
 
 
 @dataclass(frozen=True)
@@ -116,123 +115,13 @@ class TrainConfig:
     max_steps: int = 0  # stop after N optimiser steps in total (0 = no limit); for tests and smoke runs
 
 
-CTL_FORMS = ("reference", "per_image")
-
-
-@dataclass(frozen=True)
-class CTLConfig:
-    """Supervised BNNeck baseline (+ Centroid Triplet Loss)."""
-
-    name: str = "ctl"
-    centroid_triplet: bool = True
-    # reference: the centroids-reid training code (per image slot, centroids as anchors, images as negatives);
-    # per_image: reidkit's first form (image anchors vs leave-one-out and full centroids only)
-    ctl_form: str = "reference"
-    margin: float = 0.5
-    label_smoothing: float = 0.1
-    center_weight: float = 5e-4
-    center_lr: float = 0.5
-    triplet_weight: float = 1.0
-    ce_weight: float = 1.0
-    ctl_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.ctl_form not in CTL_FORMS:
-            raise ConfigError(f"method.ctl_form: unknown form {self.ctl_form!r}; valid: {list(CTL_FORMS)}")
-
-
-@dataclass(frozen=True)
-class ClusterContrastConfig:
-    """Cluster-Contrast (+ ISE) hyper-parameters; defaults from the papers' Market-1501 settings."""
-
-    name: str = "cluster_contrast"
-    eps: float = 0.6  # DBSCAN radius on the Jaccard distance (0.4 in the ISE Market recipe)
-    min_samples: int = 4
-    k1: int = 30  # k-reciprocal neighbours of the Jaccard distance
-    k2: int = 6  # query expansion of the Jaccard distance
-    temperature: float = 0.05  # InfoNCE against the cluster memory
-    momentum: float = 0.2  # memory: c <- m c + (1 - m) f
-    memory_update: str = "hard"  # hard (least similar batch sample) | mean (batch mean)
-    ise: bool = False  # Implicit Sample Extension
-    ise_k: int = 1  # nearest other clusters per sample (one support each)
-    lambda0: float = 1.0  # final degree lambda_T = lambda0 / 2
-    lambda_schedule: str = "log"  # log (reference code) | linear
-    lp_temperature: float = 0.6  # label-preserving loss
-    lp_weight: float = 0.1  # beta
-    update_with_supports: bool = True  # the reference updates the memory with the support samples too
-
-
-FRPT_VARIANTS = ("frpt", "linear_probe", "finetune", "no_spp", "no_cah")
-
-
-@dataclass(frozen=True)
-class FRPTConfig:
-    """FRPT and its baselines; every field except `name` is a keyword of `FRPT.__init__`."""
-
-    name: str = "frpt"
-    variant: str = "frpt"  # frpt | linear_probe | finetune | no_spp | no_cah
-    label_smoothing: float = 0.1
-    cah_reduction: int = 8  # SE reduction r of the awareness head
-    spp_hidden: int = 32  # channels of the content-parsing branch
-    spp_kernel: int = 7  # taps per side of the content-aware kernel
-    spp_receptive_field: float = 0.3  # the kernel spans at least this fraction of the feature width
-    spp_sigma: float = 0.25  # std of the Gaussian distance kernel, in [-1, 1] image units
-    spp_logit_bound: float = 10.0  # soft bound on the projection logits (max/min of A <= e^(2 bound))
-    backbone_lr_scale: float = 0.1  # finetune only: backbone lr = lr * this
-    spp_lr_scale: float = 10.0  # prompt lr = lr * this (its signal reaches it through the whole backbone)
-
-    def __post_init__(self) -> None:
-        if self.variant not in FRPT_VARIANTS:
-            raise ConfigError(
-                f"method.variant: unknown FRPT variant {self.variant!r}; valid: {list(FRPT_VARIANTS)}"
-            )
-
-
-@dataclass(frozen=True)
-class TextReIDConfig:
-    """TextReID settings. The word-table fields are read by the runner (vocabulary + table), the rest by
-    `build_textreid`."""
-
-    name: str = "textreid"
-    word_table: str = "minilm"  # minilm | clip | random (see reidkit.data.text.WORD_TABLES)
-    train_table: bool = False  # fine-tune the word table; "random" tables are always trained
-    random_dim: int = 384  # width of a "random" table
-    clip_checkpoint: str | None = None  # local open_clip checkpoint for word_table=clip
-    clip_model: str = "ViT-B-32"
-    min_count: int = 1  # vocabulary: words seen fewer times in the training captions become <unk>
-    table_cache: str | None = None  # folder for cached word tables (None: the runner's cache folder)
-    gru_hidden: int = 512  # per direction
-    embed_dim: int = 512  # shared image-text embedding
-    queue_size: int = 2048  # 0 = in-batch negatives only
-    momentum: float = 0.999
-    temperature: float = 0.07
-    moco_weight: float = 1.0
-    align_weight: float = 1.0
-    id_weight: float = 1.0
-    align_alpha: float = 0.6
-    align_beta: float = 0.4
-    align_scale_pos: float = 10.0
-    align_scale_neg: float = 40.0
-    label_smoothing: float = 0.0
-    proj_bn: bool = True  # BatchNorm1d after both projections (without it small sets stay at chance)
-    freeze_backbone: bool = False  # keep the ImageNet image backbone fixed: train projections + text side
-
-
-METHOD_CONFIGS: dict[str, type] = {
-    "textreid": TextReIDConfig,
-    "ctl": CTLConfig,
-    "cluster_contrast": ClusterContrastConfig,
-    "frpt": FRPTConfig,
-}
-
-
 @dataclass(frozen=True)
 class Config:
     """A whole run: data, model, method, optimisation, evaluation, training."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: Any = field(default_factory=CTLConfig)
+    method: Any = field(default_factory=lambda: method_table()["ctl"].config())
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -240,12 +129,6 @@ class Config:
 
 class ConfigError(ValueError):
     """A config key, name or value that does not fit the schema."""
-
-
-def register_method_config(cls: type) -> type:
-    """Add a method's config dataclass (its `name` default is the key)."""
-    METHOD_CONFIGS[cls.name] = cls  # type: ignore[attr-defined]
-    return cls
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -301,6 +184,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")
 
 
+# keys that existed and were removed: a recipe that still sets one gets this reason, not "unknown key"
+REMOVED_KEYS = {
+    "eval.metric": "retrieval always compares L2-normalised features by cosine similarity",
+    "eval.centroids": "training always reports the centroid protocols; `reidkit eval --centroids` for eval",
+}
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
@@ -309,6 +199,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
+    for k in unknown:
+        if f"{where}.{k}" in REMOVED_KEYS:
+            raise ConfigError(
+                f"{where}.{k} was removed: {REMOVED_KEYS[f'{where}.{k}']}; delete it from the recipe"
+            )
     if unknown:
         near = {k: difflib.get_close_matches(str(k), names, n=1) for k in unknown}
         hint = "".join(f"; {k}: did you mean {m[0]!r}?" for k, m in near.items() if m)
@@ -323,13 +218,21 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def method_table() -> dict[str, Any]:
+    """`reidkit.methods.METHODS`, imported when first needed (the method modules import this one)."""
+    from reidkit.methods import METHODS
+
+    return METHODS
+
+
 def _build_method(data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with a `name`, got {data!r}")
     name = data.get("name", "ctl")
-    if name not in METHOD_CONFIGS:
-        raise ConfigError(f"{where}.name: unknown method {name!r}; valid: {sorted(METHOD_CONFIGS)}")
-    return _build(METHOD_CONFIGS[name], data, where)
+    methods = method_table()
+    if name not in methods:
+        raise ConfigError(f"{where}.name: unknown method {name!r}; valid: {sorted(methods)}")
+    return _build(methods[name].config, data, where)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -154,3 +155,15 @@ class Index(Protocol):
     def load(cls, path: Path) -> Index: ...
 
     def __len__(self) -> int: ...
+
+
+@dataclass
+class EpochContext:
+    """What a method may look at when an epoch starts (unsupervised methods re-cluster here)."""
+
+    epoch: int
+    epochs: int
+    records: Sequence[Record]  # the full training set as given to fit (true labels may be unknown)
+    device: torch.device
+    # extract(records) -> Features with the method's image embedder, test transforms, in record order
+    extract: Callable[[Sequence[Record]], Features] | None = None

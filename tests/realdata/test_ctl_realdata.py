@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from reidkit.app.train import train
 from reidkit.config import load_config
-from reidkit.runner import train
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("REIDKIT_SHARED", REPO.parent / "shared"))

@@ -119,7 +119,7 @@ def test_export_onnx_matches_torch(tiny_run, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     import torch
 
-    from reidkit.deploy import load_run
+    from reidkit.app.deploy import load_run
 
     out = tmp_path / "model.onnx"
     res = runner.invoke(app, ["export", "--ckpt", str(tiny_run / "last.pt"), "--onnx", str(out)])

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from reidkit.app.build import eval_transform, extract_features, load_method
 from reidkit.config import Config, from_dict
-from reidkit.data.transforms import build_transforms
 from reidkit.engine.checkpoint import load_checkpoint
 from reidkit.index import GalleryIndex, IndexBuilder, dataset_identity
-from reidkit.methods.base import Method
+from reidkit.methods import Method
 from reidkit.types import Record
 from reidkit.utils import atomic_write, sha256_file
 
@@ -24,20 +24,11 @@ log = logging.getLogger(__name__)
 
 def load_run(ckpt: str | Path, device: torch.device) -> tuple[Config, Method]:
     """Rebuild the method from the config stored in a checkpoint and load its weights."""
-    from reidkit import runner
-
     state = load_checkpoint(ckpt, map_location=device)
     if not state.get("config"):
         raise ValueError(f"{ckpt}: the checkpoint carries no config; was it written by `reidkit train`?")
     cfg = from_dict(state["config"])
-    return cfg, runner.load_method(cfg, ckpt, device)
-
-
-def image_transform(cfg: Config) -> Callable[[Image.Image], torch.Tensor]:
-    """The eval transform the model was trained with (size and normalisation)."""
-    from reidkit.runner import image_norm
-
-    return build_transforms((cfg.data.height, cfg.data.width), train=False, **image_norm(cfg.model.backbone))
+    return cfg, load_method(cfg, ckpt, device)
 
 
 def build_index(
@@ -57,7 +48,6 @@ def build_index(
 
     `source` (e.g. root, format, reader options) and the records identify the dataset: an unfinished build
     of another one is refused, or discarded when `fresh`."""
-    from reidkit import runner
 
     cfg, method = load_run(ckpt, device)
     embedder = method.embedders()["image"]
@@ -75,7 +65,7 @@ def build_index(
         progress(len(records) - len(todo))
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        feats = runner.extract_features(method, chunk, cfg, device)
+        feats = extract_features(method, chunk, cfg, device)
         builder.add(feats, chunk)
         if progress is not None:
             progress(len(chunk))
@@ -95,14 +85,14 @@ def open_index(
 def embed_image_fn(cfg: Config, method: Method, device: torch.device) -> Callable[[Image.Image], np.ndarray]:
     from reidkit.serve.app import image_embed_fn
 
-    tf = image_transform(cfg)
+    tf = eval_transform(cfg)
     return image_embed_fn(method.embedders()["image"], lambda im: tf(im.convert("RGB")).to(device))
 
 
 def embed_text_fn(method: Method, device: torch.device) -> Callable[[str], np.ndarray] | None:
     """A sentence embedder when the method has a text stream and a vocabulary (TextReID), else None."""
     embedders = method.embedders()
-    vocab = getattr(method, "vocab", None)
+    vocab = method.tokenizer()
     if "text" not in embedders or vocab is None:
         return None
     from reidkit.data.dataset import collate

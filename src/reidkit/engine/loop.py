@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from reidkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from reidkit.types import Batch, Features, Record
+from reidkit.types import Batch, EpochContext, Features, Record
 from reidkit.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -22,18 +22,6 @@ log = logging.getLogger(__name__)
 Callback = Callable[[dict[str, Any]], None]
 # make_loader(records, epoch, skip) -> the batches of that epoch, the first `skip` already left out.
 MakeLoader = Callable[[Sequence[Record], int, int], Iterable[Batch]]
-
-
-@dataclass
-class EpochContext:
-    """What a method may look at when an epoch starts (unsupervised methods re-cluster here)."""
-
-    epoch: int
-    epochs: int
-    records: Sequence[Record]  # the full training set as given to fit (true labels may be unknown)
-    device: torch.device
-    # extract(records) -> Features with the method's image embedder, test transforms, in record order
-    extract: Callable[[Sequence[Record]], Features] | None = None
 
 
 @dataclass
@@ -242,7 +230,7 @@ def fit(
             scheduler.step()
         avg = {k: v / max(n_batches, 1) for k, v in sums.items()}
         row = {"event": "epoch", "epoch": epoch, "step": step, "time_s": time.perf_counter() - t0, **avg}
-        row.update(getattr(method, "epoch_stats", lambda: {})())
+        row.update(method.epoch_stats())
         metrics.write(row)
         log.info("epoch %d/%d %s", epoch + 1, epochs, _fmt(avg))
         is_last = epoch + 1 == epochs

@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from reidkit.types import Batch, Embedder, Record
+from reidkit.config import ModelConfig
+from reidkit.types import Batch, Embedder, EpochContext, Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a method's `build` needs besides its own config and the model section."""
+
+    num_classes: int  # training identities / categories (0 for unsupervised methods)
+    weights: str | None = None  # start weights (model.weights); None when a checkpoint will be loaded
+    steps_per_epoch: int = 0  # optim.iters_per_epoch (0: one sampler pass)
+    records: Sequence[Record] = ()  # the training records (TextReID builds its vocabulary from them)
+    run_dir: Path | None = None  # where a method keeps files beside its checkpoints (TextReID: vocab.json)
+    state: Mapping[str, torch.Tensor] | None = None  # the checkpoint weights about to be loaded, if any
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+
+
+def constructor_kwargs(cls: Callable[..., Any], config: Any) -> dict[str, Any]:
+    """The config fields that name a keyword of `cls` (the one way a config becomes constructor arguments;
+    the constructors take their defaults from the config class, so defaults live in one place)."""
+    params = inspect.signature(cls).parameters
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in params}
+
+
+def reject_model_freezing(model: ModelConfig, method: str, how: str) -> None:
+    """model.freeze_bn / model.freeze_stages are the ReIDModel's knobs; other methods freeze their own way."""
+    if model.freeze_bn or model.freeze_stages:
+        raise ValueError(
+            f"model.freeze_bn and model.freeze_stages apply to ctl and cluster_contrast; {method} {how}"
+        )
 
 
 class Method(nn.Module):
@@ -18,13 +55,25 @@ class Method(nn.Module):
         """Return {"loss": scalar, <part>: scalar, ...} for one batch."""
         raise NotImplementedError(f"{type(self).__name__} must implement training_step")
 
-    def on_epoch_start(self, ctx: Any) -> Sequence[Record] | None:
+    def on_epoch_start(self, ctx: EpochContext) -> Sequence[Record] | None:
         """Unsupervised methods re-cluster here and return relabelled train records; others return None."""
         return None
 
     def embedders(self) -> dict[str, Embedder]:
         """Inference entry points by modality ("image", "text")."""
         raise NotImplementedError(f"{type(self).__name__} must implement embedders")
+
+    def tokenizer(self) -> Callable[[str], torch.Tensor] | None:
+        """Caption -> token ids for the text embedder (methods with a text stream), else None."""
+        return None
+
+    def visual_prompt(self) -> Callable[[torch.Tensor], dict[str, torch.Tensor]] | None:
+        """images -> {"images", "attention", ...}: a learned input prompt (FRPT's SPP), else None."""
+        return None
+
+    def epoch_stats(self) -> dict[str, float]:
+        """Extra numbers for the epoch's metrics row (e.g. queue fill, clustering quality)."""
+        return {}
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
         """Trainable parameters for the main optimiser (frozen parts absent); biases get no weight decay."""

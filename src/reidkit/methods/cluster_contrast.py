@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,15 +20,36 @@ import torch.nn.functional as F
 
 from reidkit.cluster.ise import SCHEDULES, lambda_schedule, support_samples
 from reidkit.cluster.pseudo_labels import pseudo_labels
-from reidkit.config import ClusterContrastConfig  # noqa: F401  (the method's settings live in config.py)
+from reidkit.config import ModelConfig
 from reidkit.losses.cluster import info_nce, label_preserving
 from reidkit.memory.cluster_memory import UPDATES, ClusterMemory
-from reidkit.methods.base import Method
+from reidkit.methods.base import BuildInputs, Method, constructor_kwargs
 from reidkit.models.embedder import ImageEmbedder
-from reidkit.models.model import ReIDModel
-from reidkit.types import Batch, Embedder, Features, Record
+from reidkit.models.model import ReIDModel, reid_model_from
+from reidkit.types import Batch, Embedder, EpochContext, Features, Record
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterContrastConfig:
+    """Cluster-Contrast (+ ISE) hyper-parameters; defaults from the papers' Market-1501 settings."""
+
+    name: str = "cluster_contrast"
+    eps: float = 0.6  # DBSCAN radius on the Jaccard distance (0.4 in the ISE Market recipe)
+    min_samples: int = 4
+    k1: int = 30  # k-reciprocal neighbours of the Jaccard distance
+    k2: int = 6  # query expansion of the Jaccard distance
+    temperature: float = 0.05  # InfoNCE against the cluster memory
+    momentum: float = 0.2  # memory: c <- m c + (1 - m) f
+    memory_update: str = "hard"  # hard (least similar batch sample) | mean (batch mean)
+    ise: bool = False  # Implicit Sample Extension
+    ise_k: int = 1  # nearest other clusters per sample (one support each)
+    lambda0: float = 1.0  # final degree lambda_T = lambda0 / 2
+    lambda_schedule: str = "log"  # log (reference code) | linear
+    lp_temperature: float = 0.6  # label-preserving loss
+    lp_weight: float = 0.1  # beta
+    update_with_supports: bool = True  # the reference updates the memory with the support samples too
 
 
 class ClusterContrast(Method):
@@ -44,20 +65,20 @@ class ClusterContrast(Method):
         self,
         model: ReIDModel,
         *,
-        eps: float = 0.6,
-        min_samples: int = 4,
-        k1: int = 30,
-        k2: int = 6,
-        temperature: float = 0.05,
-        momentum: float = 0.2,
-        memory_update: str = "hard",
-        ise: bool = False,
-        ise_k: int = 1,
-        lambda0: float = 1.0,
-        lambda_schedule: str = "log",
-        lp_temperature: float = 0.6,
-        lp_weight: float = 0.1,
-        update_with_supports: bool = True,
+        eps: float = ClusterContrastConfig.eps,
+        min_samples: int = ClusterContrastConfig.min_samples,
+        k1: int = ClusterContrastConfig.k1,
+        k2: int = ClusterContrastConfig.k2,
+        temperature: float = ClusterContrastConfig.temperature,
+        momentum: float = ClusterContrastConfig.momentum,
+        memory_update: str = ClusterContrastConfig.memory_update,
+        ise: bool = ClusterContrastConfig.ise,
+        ise_k: int = ClusterContrastConfig.ise_k,
+        lambda0: float = ClusterContrastConfig.lambda0,
+        lambda_schedule: str = ClusterContrastConfig.lambda_schedule,
+        lp_temperature: float = ClusterContrastConfig.lp_temperature,
+        lp_weight: float = ClusterContrastConfig.lp_weight,
+        update_with_supports: bool = ClusterContrastConfig.update_with_supports,
         steps_per_epoch: int = 0,
     ) -> None:
         super().__init__()
@@ -107,7 +128,7 @@ class ClusterContrast(Method):
         return lambda_schedule(self.training_progress(), self.lambda0, self.schedule)
 
     # ------------------------------------------------------------------------------------------- clustering
-    def on_epoch_start(self, ctx: Any) -> Sequence[Record] | None:
+    def on_epoch_start(self, ctx: EpochContext) -> Sequence[Record] | None:
         """Re-cluster all training images; returns the pseudo-labelled records (outliers left out)."""
         from reidkit.cluster.jaccard import jaccard_distance
 
@@ -196,3 +217,10 @@ def _in_record_order(feats: Features, n: int) -> np.ndarray:
     out = np.empty_like(feats.feats)
     out[index] = feats.feats
     return out
+
+
+def build(config: ClusterContrastConfig, model: ModelConfig, inputs: BuildInputs) -> ClusterContrast:
+    """Cluster-Contrast (+ ISE) around a ReIDModel without a classifier (no labels are known)."""
+    body = reid_model_from(model, 0, inputs.weights)
+    kwargs = constructor_kwargs(ClusterContrast, config)
+    return ClusterContrast(body, steps_per_epoch=inputs.steps_per_epoch, **kwargs)

@@ -8,16 +8,41 @@ Retrieval uses `bn_feat`, L2-normalised.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from reidkit.config import ConfigError, ModelConfig
 from reidkit.losses import functional as LF
 from reidkit.losses.modules import CenterLoss
-from reidkit.methods.base import Method
+from reidkit.methods.base import BuildInputs, Method, constructor_kwargs
 from reidkit.models.embedder import ImageEmbedder
-from reidkit.models.model import ReIDModel
+from reidkit.models.model import ReIDModel, reid_model_from
 from reidkit.types import Batch, Embedder
 
 CTL_FORMS = {"reference": LF.centroid_triplet, "per_image": LF.centroid_triplet_per_image}
+
+
+@dataclass(frozen=True)
+class CTLConfig:
+    """Supervised BNNeck baseline (+ Centroid Triplet Loss)."""
+
+    name: str = "ctl"
+    centroid_triplet: bool = True
+    # reference: the centroids-reid training code (per image slot, centroids as anchors, images as negatives);
+    # per_image: reidkit's first form (image anchors vs leave-one-out and full centroids only)
+    ctl_form: str = "reference"
+    margin: float = 0.5
+    label_smoothing: float = 0.1
+    center_weight: float = 5e-4
+    center_lr: float = 0.5
+    triplet_weight: float = 1.0
+    ce_weight: float = 1.0
+    ctl_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.ctl_form not in CTL_FORMS:
+            raise ConfigError(f"method.ctl_form: unknown form {self.ctl_form!r}; valid: {list(CTL_FORMS)}")
 
 
 class CTL(Method):
@@ -28,19 +53,19 @@ class CTL(Method):
         model: ReIDModel,
         num_classes: int,
         *,
-        centroid_triplet: bool = True,
-        ctl_form: str = "reference",
-        margin: float = 0.5,
-        label_smoothing: float = 0.1,
-        center_weight: float = 5e-4,
-        center_lr: float = 0.5,
-        triplet_weight: float = 1.0,
-        ce_weight: float = 1.0,
-        ctl_weight: float = 1.0,
+        centroid_triplet: bool = CTLConfig.centroid_triplet,
+        ctl_form: str = CTLConfig.ctl_form,
+        margin: float = CTLConfig.margin,
+        label_smoothing: float = CTLConfig.label_smoothing,
+        center_weight: float = CTLConfig.center_weight,
+        center_lr: float = CTLConfig.center_lr,
+        triplet_weight: float = CTLConfig.triplet_weight,
+        ce_weight: float = CTLConfig.ce_weight,
+        ctl_weight: float = CTLConfig.ctl_weight,
     ) -> None:
         super().__init__()
         if ctl_form not in CTL_FORMS:
-            raise ValueError(f"method.ctl_form: unknown form {ctl_form!r}; valid: {sorted(CTL_FORMS)}")
+            raise ValueError(f"CTL: unknown ctl_form {ctl_form!r}; valid: {list(CTL_FORMS)}")
         self.model = model
         self.center = CenterLoss(num_classes, model.dim)
         self.use_ctl, self.margin, self.eps = centroid_triplet, margin, label_smoothing
@@ -84,3 +109,9 @@ class CTL(Method):
 
     def embedders(self) -> dict[str, Embedder]:
         return {"image": ImageEmbedder(self.model, self.model.dim, key="bn_feat")}
+
+
+def build(config: CTLConfig, model: ModelConfig, inputs: BuildInputs) -> CTL:
+    """CTL around a ReIDModel with a classifier over the training identities."""
+    body = reid_model_from(model, inputs.num_classes, inputs.weights)
+    return CTL(body, inputs.num_classes, **constructor_kwargs(CTL, config))

@@ -13,18 +13,18 @@ Batches: CE only, so plain shuffled or P x K batches both work. Retrieval uses `
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from reidkit.config import FRPT_VARIANTS, FRPTConfig  # noqa: F401  (settings live in config.py)
+from reidkit.config import ConfigError, ModelConfig
 from reidkit.losses import functional as LF
-from reidkit.methods.base import Method
+from reidkit.methods.base import BuildInputs, Method, constructor_kwargs, reject_model_freezing
 from reidkit.models.embedder import ImageEmbedder
+from reidkit.models.freeze import KeepsFrozen
 from reidkit.models.heads import EmbeddingHead
 from reidkit.models.prompts import (
     STEMS,
@@ -37,10 +37,33 @@ from reidkit.types import Batch, Embedder
 
 log = logging.getLogger(__name__)
 
-VARIANTS = FRPT_VARIANTS
+VARIANTS = ("frpt", "linear_probe", "finetune", "no_spp", "no_cah")
 
 
-class FRPT(Method):
+@dataclass(frozen=True)
+class FRPTConfig:
+    """FRPT and its baselines; every field except `name` is a keyword of `FRPT.__init__` (defaults here)."""
+
+    name: str = "frpt"
+    variant: str = "frpt"  # frpt | linear_probe | finetune | no_spp | no_cah
+    label_smoothing: float = 0.1
+    cah_reduction: int = 8  # SE reduction r of the awareness head
+    spp_hidden: int = 32  # channels of the content-parsing branch
+    spp_kernel: int = 7  # taps per side of the content-aware kernel
+    spp_receptive_field: float = 0.3  # the kernel spans at least this fraction of the feature width
+    spp_sigma: float = 0.25  # std of the Gaussian distance kernel, in [-1, 1] image units
+    spp_logit_bound: float = 10.0  # soft bound on the projection logits (max/min of A <= e^(2 bound))
+    backbone_lr_scale: float = 0.1  # finetune only: backbone lr = lr * this
+    spp_lr_scale: float = 10.0  # prompt lr = lr * this (its signal reaches it through the whole backbone)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(
+                f"method.variant: unknown FRPT variant {self.variant!r}; valid: {list(VARIANTS)}"
+            )
+
+
+class FRPT(KeepsFrozen, Method):
     """FRPT or one of its baselines on `backbone`, a `make_backbone(backbone_name)` module giving
     [B, dim, h, w]; `num_classes` = training categories (labels relabelled to 0..C-1)."""
 
@@ -51,18 +74,18 @@ class FRPT(Method):
         num_classes: int,
         *,
         backbone_name: str,
-        variant: str = "frpt",
+        variant: str = FRPTConfig.variant,
         pooling: str = "gem",
         neck: bool = True,
-        label_smoothing: float = 0.1,
-        cah_reduction: int = 8,
-        spp_hidden: int = 32,
-        spp_kernel: int = 7,
-        spp_receptive_field: float = 0.3,
-        spp_sigma: float = 0.25,
-        spp_logit_bound: float = 10.0,
-        backbone_lr_scale: float = 0.1,
-        spp_lr_scale: float = 10.0,
+        label_smoothing: float = FRPTConfig.label_smoothing,
+        cah_reduction: int = FRPTConfig.cah_reduction,
+        spp_hidden: int = FRPTConfig.spp_hidden,
+        spp_kernel: int = FRPTConfig.spp_kernel,
+        spp_receptive_field: float = FRPTConfig.spp_receptive_field,
+        spp_sigma: float = FRPTConfig.spp_sigma,
+        spp_logit_bound: float = FRPTConfig.spp_logit_bound,
+        backbone_lr_scale: float = FRPTConfig.backbone_lr_scale,
+        spp_lr_scale: float = FRPTConfig.spp_lr_scale,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -76,8 +99,7 @@ class FRPT(Method):
         self.backbone = backbone
         self.frozen = variant != "finetune"
         if self.frozen:
-            self.backbone.requires_grad_(False)
-            self.backbone.eval()
+            self.keep_frozen(self.backbone)
         self.spp: StructurePerturbationPrompt | None = None
         if variant in ("frpt", "no_cah"):
             if backbone_name not in STEMS:
@@ -104,13 +126,6 @@ class FRPT(Method):
             total,
             100.0 * trainable / max(total, 1),
         )
-
-    def train(self, mode: bool = True) -> FRPT:
-        """Like nn.Module.train, but a frozen backbone stays in eval mode (its BN statistics never move)."""
-        super().train(mode)
-        if self.frozen:
-            self.backbone.eval()
-        return self
 
     def perturb(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The SPP's output for `images` [B, 3, H, W]:
@@ -165,20 +180,23 @@ class FRPT(Method):
     def embedders(self) -> dict[str, Embedder]:
         return {"image": ImageEmbedder(self, self.dim, key="bn_feat")}
 
+    def visual_prompt(self) -> Any:
+        """The structure perturbation prompt (`perturb`) when this variant has one."""
+        return self.perturb if self.spp is not None else None
 
-def build_frpt(
-    config: FRPTConfig,
-    num_classes: int,
-    *,
-    backbone: str,
-    weights: str | Path | None = None,
-    last_stride: int = 1,
-    pooling: str = "gem",
-    neck: bool = True,
-) -> FRPT:
-    """FRPT (or a baseline, per `config.variant`) around `make_backbone(backbone, weights, last_stride)`."""
+
+def build(config: FRPTConfig, model: ModelConfig, inputs: BuildInputs) -> FRPT:
+    """FRPT (or a baseline, per `config.variant`) around the `model:` section's backbone."""
     from reidkit.models.backbones import make_backbone
 
-    body, dim = make_backbone(backbone, weights, last_stride=last_stride)
-    kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "name"}
-    return FRPT(body, dim, num_classes, backbone_name=backbone, pooling=pooling, neck=neck, **kw)
+    reject_model_freezing(model, "frpt", "keeps its backbone frozen (all variants but finetune)")
+    body, dim = make_backbone(model.backbone, inputs.weights, last_stride=model.last_stride)
+    return FRPT(
+        body,
+        dim,
+        inputs.num_classes,
+        backbone_name=model.backbone,
+        pooling=model.pooling,
+        neck=model.neck,
+        **constructor_kwargs(FRPT, config),
+    )

@@ -14,6 +14,8 @@ L2-normalised `feat` (cosine similarity).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +23,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidkit.config import TextReIDConfig, to_dict
+from reidkit.config import ModelConfig
+from reidkit.data.text import Vocab, build_vocab, make_word_table
 from reidkit.losses.crossmodal import alignment_loss, cross_modal_info_nce
 from reidkit.memory.ema import ema_update, momentum_copy
 from reidkit.memory.queue import FeatureQueue
-from reidkit.methods.base import Method
+from reidkit.methods.base import BuildInputs, Method, constructor_kwargs, reject_model_freezing
 from reidkit.models.backbones import make_backbone
 from reidkit.models.embedder import ImageEmbedder, TextEmbedder
+from reidkit.models.freeze import KeepsFrozen
 from reidkit.models.heads import make_pooling
 from reidkit.models.text_encoder import TextEncoder
-from reidkit.types import Batch, Embedder
+from reidkit.types import Batch, Embedder, Record
+
+
+@dataclass(frozen=True)
+class TextReIDConfig:
+    """TextReID settings: the vocabulary and word-table fields and the encoder shapes are read by `build`, the
+    rest are keywords of `TextReID.__init__` (defaults here)."""
+
+    name: str = "textreid"
+    word_table: str = "minilm"  # minilm | clip | random (see reidkit.data.text.WORD_TABLES)
+    train_table: bool = False  # fine-tune the word table; "random" tables are always trained
+    random_dim: int = 384  # width of a "random" table
+    clip_checkpoint: str | None = None  # local open_clip checkpoint for word_table=clip
+    clip_model: str = "ViT-B-32"
+    min_count: int = 1  # vocabulary: words seen fewer times in the training captions become <unk>
+    table_cache: str | None = None  # folder for cached word tables (None: the runner's cache folder)
+    gru_hidden: int = 512  # per direction
+    embed_dim: int = 512  # shared image-text embedding
+    queue_size: int = 2048  # 0 = in-batch negatives only
+    momentum: float = 0.999
+    temperature: float = 0.07
+    moco_weight: float = 1.0
+    align_weight: float = 1.0
+    id_weight: float = 1.0
+    align_alpha: float = 0.6
+    align_beta: float = 0.4
+    align_scale_pos: float = 10.0
+    align_scale_neg: float = 40.0
+    label_smoothing: float = 0.0
+    proj_bn: bool = True  # BatchNorm1d after both projections (without it small sets stay at chance)
+    freeze_backbone: bool = False  # keep the ImageNet image backbone fixed: train projections + text side
 
 
 def projection(in_dim: int, dim: int, bn: bool) -> nn.Module:
@@ -40,7 +74,7 @@ def projection(in_dim: int, dim: int, bn: bool) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, dim), *([nn.BatchNorm1d(dim)] if bn else []))
 
 
-class ImageEncoder(nn.Module):
+class ImageEncoder(KeepsFrozen):
     """Backbone feature map -> global pooling -> projection: images [B, 3, H, W] -> {"feat": [B, dim]}."""
 
     def __init__(
@@ -49,15 +83,6 @@ class ImageEncoder(nn.Module):
         super().__init__()
         self.backbone, self.pool, self.dim = backbone, make_pooling(pooling), dim
         self.proj = projection(in_dim, dim, bn)
-        self.frozen_backbone = False  # set by TextReID(freeze_backbone=True)
-
-    def train(self, mode: bool = True) -> ImageEncoder:
-        """Like nn.Module.train, but a frozen backbone stays in eval mode (its BN statistics never move),
-        whoever switches the mode (the method, an embedder)."""
-        super().train(mode)
-        if self.frozen_backbone:
-            self.backbone.eval()
-        return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"feat": self.proj(self.pool(self.backbone(images)))}  # [B, dim]
@@ -72,18 +97,19 @@ class TextReID(Method):
         text_encoder: TextEncoder,
         num_classes: int,
         *,
-        queue_size: int = 2048,
-        momentum: float = 0.999,
-        temperature: float = 0.07,
-        moco_weight: float = 1.0,
-        align_weight: float = 1.0,
-        id_weight: float = 1.0,
-        align_alpha: float = 0.6,
-        align_beta: float = 0.4,
-        align_scale_pos: float = 10.0,
-        align_scale_neg: float = 40.0,
-        label_smoothing: float = 0.0,
-        freeze_backbone: bool = False,
+        queue_size: int = TextReIDConfig.queue_size,
+        momentum: float = TextReIDConfig.momentum,
+        temperature: float = TextReIDConfig.temperature,
+        moco_weight: float = TextReIDConfig.moco_weight,
+        align_weight: float = TextReIDConfig.align_weight,
+        id_weight: float = TextReIDConfig.id_weight,
+        align_alpha: float = TextReIDConfig.align_alpha,
+        align_beta: float = TextReIDConfig.align_beta,
+        align_scale_pos: float = TextReIDConfig.align_scale_pos,
+        align_scale_neg: float = TextReIDConfig.align_scale_neg,
+        label_smoothing: float = TextReIDConfig.label_smoothing,
+        freeze_backbone: bool = TextReIDConfig.freeze_backbone,
+        vocab: Vocab | None = None,
     ) -> None:
         super().__init__()
         if image_encoder.dim != text_encoder.dim:
@@ -94,6 +120,7 @@ class TextReID(Method):
                 f"{num_classes}, {momentum}, {temperature}"
             )
         self.dim = image_encoder.dim
+        self.vocab = vocab  # caption -> token ids (`tokenizer()`), saved beside the checkpoints as vocab.json
         self.image_q, self.text_q = image_encoder, text_encoder
         self.image_k, self.text_k = momentum_copy(image_encoder), momentum_copy(text_encoder)
         self.image_queue, self.text_queue = (
@@ -116,11 +143,9 @@ class TextReID(Method):
         # one forward pass per step, no backward through it; only the projections and the text side train
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
-            self.image_q.backbone.requires_grad_(False)
             self.image_k.backbone = self.image_q.backbone
             for enc in (self.image_q, self.image_k):
-                enc.frozen_backbone = True
-                enc.train(enc.training)
+                enc.keep_frozen(enc.backbone)
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         """With a shared frozen backbone, the query encoder's backbone weights win: a checkpoint trained
@@ -208,6 +233,62 @@ class TextReID(Method):
             "text": TextEmbedder(self.text_q, self.dim, self.text_q),
         }
 
+    def tokenizer(self) -> Callable[[str], torch.Tensor] | None:
+        return self.vocab
+
+
+def build(config: TextReIDConfig, model: ModelConfig, inputs: BuildInputs) -> TextReID:
+    """TextReID with its vocabulary: built from the training captions and saved to `run_dir/vocab.json`,
+    or, when a checkpoint is being loaded (`inputs.state`), read back from there with the word table."""
+    reject_model_freezing(model, "textreid", "freezes its image backbone with method.freeze_backbone")
+    if inputs.run_dir is None:
+        raise ValueError("textreid needs a run folder for its vocabulary (BuildInputs.run_dir)")
+    vocab_file = Path(inputs.run_dir) / "vocab.json"
+    if inputs.state is not None:
+        if not vocab_file.is_file():
+            raise FileNotFoundError(f"{vocab_file}: a textreid checkpoint needs its vocab.json beside it")
+        vocab, table = Vocab.load(vocab_file), inputs.state["text_q.embed.weight"]
+    else:
+        vocab = caption_vocab(config, inputs.records)
+        vocab.save(vocab_file)
+        table = make_word_table(
+            config.word_table,
+            vocab,
+            cache_dir=_table_cache(config),
+            dim=config.random_dim,
+            seed=inputs.seed,
+            checkpoint=config.clip_checkpoint,
+            clip_model=config.clip_model,
+            device=inputs.device,
+        )
+    return build_textreid(
+        config,
+        inputs.num_classes,
+        table,
+        backbone=model.backbone,
+        weights=inputs.weights,
+        last_stride=model.last_stride,
+        pooling=model.pooling,
+        vocab=vocab,
+    )
+
+
+def caption_vocab(config: TextReIDConfig, records: Sequence[Record]) -> Vocab:
+    """The vocabulary of the training captions (every record must carry one)."""
+    missing = [r.path for r in records if r.text is None]
+    if missing:
+        raise ValueError(
+            f"textreid needs captions; {len(missing)} records have none, e.g. {missing[0]} "
+            "(use a text layout such as cuhkpedes)"
+        )
+    return build_vocab([r.text for r in records if r.text is not None], min_count=config.min_count)
+
+
+def _table_cache(config: TextReIDConfig) -> Path:
+    from reidkit.data.synthetic import default_cache_dir
+
+    return Path(config.table_cache) if config.table_cache else default_cache_dir() / "wordtables"
+
 
 def build_textreid(
     config: TextReIDConfig,
@@ -218,6 +299,7 @@ def build_textreid(
     weights: str | Path | None = None,
     last_stride: int = 1,
     pooling: str = "avg",
+    vocab: Vocab | None = None,
 ) -> TextReID:
     """TextReID from its config, a word table [V, Dw] (`data.text.make_word_table`) and a backbone name."""
     body, in_dim = make_backbone(backbone, weights, last_stride=last_stride)
@@ -229,8 +311,4 @@ def build_textreid(
         train_table=config.train_table or config.word_table == "random",
         bn=config.proj_bn,
     )
-    # the word-table fields are the runner's; the encoder shapes were used above
-    used = {"name", "word_table", "train_table", "random_dim", "clip_checkpoint", "clip_model", "min_count"}
-    used |= {"table_cache", "gru_hidden", "embed_dim", "proj_bn"}
-    kw = {k: v for k, v in to_dict(config).items() if k not in used}
-    return TextReID(image, text, num_classes, **kw)
+    return TextReID(image, text, num_classes, vocab=vocab, **constructor_kwargs(TextReID, config))

@@ -270,6 +270,13 @@ def make_backbone(
     return module, spec.dim
 
 
+def image_norm(name: str) -> dict[str, tuple[float, float, float]]:
+    """The input normalisation (mean, std) a backbone's pretrained weights expect; {} for unknown names
+    (the ImageNet default then applies)."""
+    spec = BACKBONES.get(name)
+    return {} if spec is None else {"mean": spec.mean, "std": spec.std}
+
+
 def frozen_stage_modules(name: str, module: nn.Module, n: int) -> list[nn.Module]:
     """The modules of the first `n` stages of backbone `name` (built by `make_backbone`), input side first."""
     stages = _spec(name).stages

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from reidkit.config import ModelConfig
 from reidkit.models.backbones import frozen_stage_modules, make_backbone
+from reidkit.models.freeze import KeepsFrozen, batchnorm_layers
 from reidkit.models.heads import EmbeddingHead
 
+log = logging.getLogger(__name__)
 
-class ReIDModel(nn.Module):
+
+class ReIDModel(KeepsFrozen):
     """`forward(images)` returns {"feat", "bn_feat", "logits" (when classes > 0)} in train and eval.
 
     `freeze_bn`: the backbone's BatchNorm layers stay in eval mode (running statistics frozen, affine
@@ -30,19 +35,9 @@ class ReIDModel(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone, self.head, self.dim, self.freeze_bn = backbone, head, dim, freeze_bn
-        self._frozen = list(frozen or [])  # plain list: these stay registered under `backbone` only
-        for m in self._frozen:
-            m.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> ReIDModel:
-        super().train(mode)
-        if self.freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        for m in self._frozen:
-            m.eval()
-        return self
+        if freeze_bn:
+            self.keep_frozen(*batchnorm_layers(backbone), train_weights=True)
+        self.keep_frozen(*(frozen or []))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head(self.backbone(images))  # [B, 3, H, W] -> {feat: [B, D], ...}
@@ -65,3 +60,19 @@ def build_reid_model(
     head = EmbeddingHead(dim, num_classes, pooling=pooling, neck=neck)
     frozen = frozen_stage_modules(backbone, body, freeze_stages)
     return ReIDModel(body, head, dim, freeze_bn=freeze_bn, frozen=frozen).train()
+
+
+def reid_model_from(model: ModelConfig, num_classes: int, weights: str | Path | None) -> ReIDModel:
+    """The ReIDModel the `model:` section describes, starting from `weights` (CTL and Cluster-Contrast)."""
+    if model.freeze_bn and model.weights is None:
+        log.warning("model.freeze_bn with model.weights=null keeps freshly initialised BN statistics (0 / 1)")
+    return build_reid_model(
+        model.backbone,
+        num_classes,
+        weights=weights,
+        last_stride=model.last_stride,
+        pooling=model.pooling,
+        neck=model.neck,
+        freeze_bn=model.freeze_bn,
+        freeze_stages=model.freeze_stages,
+    )

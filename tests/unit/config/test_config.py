@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from reidkit.config import ConfigError, CTLConfig, dump, load_config
+from reidkit.config import ConfigError, dump, load_config
+from reidkit.methods.ctl import CTLConfig
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -41,8 +42,8 @@ def test_quickstart_recipe_matches_its_yaml():
     import dataclasses
     from pathlib import Path
 
+    from reidkit.app.quickstart import QUICKSTART
     from reidkit.config import from_dict
-    from reidkit.runner import QUICKSTART
 
     yaml_cfg = load_config(Path(__file__).resolve().parents[3] / "configs/synthetic/ctl.yaml")
     qs = from_dict(QUICKSTART)
@@ -93,8 +94,8 @@ def test_non_utf8_recipe_names_the_file(tmp_path):
 def test_overrides_do_not_leak_into_the_callers_dict():
     import copy
 
+    from reidkit.app.quickstart import QUICKSTART
     from reidkit.config import from_dict
-    from reidkit.runner import QUICKSTART
 
     before = copy.deepcopy(QUICKSTART)
     cfg = from_dict(QUICKSTART, ["optim.epochs=3", "data.p=4", "model.freeze_stages=0"])

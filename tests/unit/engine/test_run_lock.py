@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reidkit import runner
+from reidkit.app.train import train
 from reidkit.config import load_config
 from reidkit.utils import RunLockedError, run_lock
 
@@ -34,7 +34,7 @@ def test_second_training_into_a_locked_folder_fails_at_once(tmp_path: Path) -> N
         with pytest.raises(
             RunLockedError, match=rf"{out}: another run is writing into this folder \(pid {proc.pid}\)"
         ):
-            runner.train(cfg)
+            train(cfg)
         assert not (out / "config.yaml").exists()  # nothing written by the refused run
         assert (out / "train.log").read_text() == "the first run's log\n"
     finally:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from reidkit.cli import _setup_logging
+from reidkit.cli_output import setup_logging
 from reidkit.engine.loop import _Metrics, will_resume
 
 
 @pytest.fixture
 def root_logging() -> Iterator[None]:
-    """_setup_logging replaces the root handlers: give pytest's back afterwards."""
+    """setup_logging replaces the root handlers: give pytest's back afterwards."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
@@ -29,7 +29,7 @@ def root_logging() -> Iterator[None]:
 
 
 def _log(path: Path, text: str, append: bool) -> str:
-    _setup_logging(log_file=path, append=append)
+    setup_logging(log_file=path, append=append)
     logging.getLogger("reidkit.test").info(text)
     for h in logging.getLogger().handlers:
         h.flush()

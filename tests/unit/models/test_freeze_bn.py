@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reidkit import runner
+from reidkit.app.build import build_method
 from reidkit.config import load_config
 from reidkit.models.model import build_reid_model
 
@@ -45,4 +45,4 @@ def test_freeze_bn_is_rejected_where_it_does_not_apply():
         Path(__file__).resolve().parents[3] / "configs/synthetic/textreid.yaml", ["model.freeze_bn=true"]
     )
     with pytest.raises(ValueError, match="apply to ctl and cluster_contrast"):
-        runner.build_method(cfg, 4, weights=None, word_table=torch.zeros(10, 4))
+        build_method(cfg, 4, weights=None)

@@ -6,18 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from reidkit.config import METHOD_CONFIGS, ConfigError, load_config
+from reidkit.config import ConfigError, load_config
 from reidkit.data.text import random_word_table
 from reidkit.methods.textreid import TextReIDConfig, build_textreid
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 RECIPES = ["cuhkpedes/textreid.yaml", "synthetic/textreid.yaml", "cuhk_pedes_cuhk01/textreid.yaml"]
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    if METHOD_CONFIGS.get("textreid") is not TextReIDConfig:  # until config.py lists it
-        monkeypatch.setitem(METHOD_CONFIGS, "textreid", TextReIDConfig)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

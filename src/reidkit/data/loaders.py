@@ -1,0 +1,125 @@
+"""Data loaders from plain arguments: the evaluation loader (records in order) and the training loader
+factory (P x K batches per epoch, exactly resumable inside an epoch, with or without workers)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from reidkit.data.dataset import ImageDataset, ImageTextDataset, collate
+from reidkit.data.sampler import PKSampler
+from reidkit.types import Batch, Record
+
+log = logging.getLogger(__name__)
+
+Transform = Callable[[Image.Image], torch.Tensor]
+Tokenizer = Callable[[str], list[int]]
+
+
+def eval_loader(
+    records: Sequence[Record],
+    transform: Transform | None,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    pin_memory: bool = False,
+    tokenizer: Tokenizer | None = None,
+) -> DataLoader:
+    """Batches of `records` in order: images (`transform`), or captions only (`transform=None` with a
+    `tokenizer`), or both."""
+    if tokenizer is None:
+        if transform is None:
+            raise ValueError("eval_loader needs a transform (images) or a tokenizer (captions)")
+        dataset: ImageDataset = ImageDataset(records, transform)
+    else:
+        dataset = ImageTextDataset(records, transform, tokenizer)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+    )
+
+
+def pk_sampler(
+    records: Sequence[Record], *, p: int, k: int, seed: int, num_batches: int, epoch: int, skip: int = 0
+) -> PKSampler:
+    """The epoch's P x K batch sampler over `records` (camera-interleaved, `num_batches` long, 0 = one pass);
+    P shrinks to the number of identities when fewer are left (early pseudo-labelling epochs)."""
+    n_ids = len({r.pid for r in records if r.pid >= 0})
+    if n_ids < p:
+        log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, n_ids)
+        p = n_ids
+    sampler = PKSampler(
+        [r.pid for r in records],
+        p,
+        k,
+        seed=seed,
+        camids=[r.camid for r in records],
+        num_batches=num_batches,
+    )
+    sampler.set_epoch(epoch, skip)
+    return sampler
+
+
+def train_loader_factory(
+    transform: Transform,
+    *,
+    p: int,
+    k: int,
+    seed: int,
+    num_batches: int = 0,
+    workers: int = 0,
+    pin_memory: bool = False,
+    tokenizer: Tokenizer | None = None,
+) -> Callable[[Sequence[Record], int, int], DataLoader | SkipFirst]:
+    """(records, epoch, skip) -> the epoch's P x K loader with its first `skip` batches left out; a per-epoch
+    generator keeps resumes exact."""
+
+    def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader | SkipFirst:
+        # Workers draw augmentations from their own streams, seeded per epoch and fed batches round-robin:
+        # a resume inside an epoch replays the skipped batches (and discards them) so every later batch
+        # gets the same worker and stream position as in an uninterrupted run. Without workers the
+        # augmentations come from the main RNG, restored from the checkpoint, so the sampler just skips.
+        replay = skip if workers > 0 else 0
+        sampler = pk_sampler(
+            records, p=p, k=k, seed=seed, num_batches=num_batches, epoch=epoch, skip=skip - replay
+        )
+        dataset = (
+            ImageDataset(records, transform)
+            if tokenizer is None
+            else ImageTextDataset(records, transform, tokenizer)
+        )
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            pin_memory=pin_memory,
+            generator=torch.Generator().manual_seed(seed * 1000 + epoch),
+        )
+        return SkipFirst(loader, replay) if replay else loader
+
+    return make
+
+
+class SkipFirst:
+    """A loader whose first `n` batches are produced and discarded."""
+
+    def __init__(self, loader: DataLoader, n: int) -> None:
+        self.loader, self.n = loader, n
+
+    def __len__(self) -> int:
+        return max(len(self.loader) - self.n, 0)
+
+    def __iter__(self) -> Iterator[Batch]:
+        it = iter(self.loader)
+        for _ in range(self.n):
+            next(it, None)
+        yield from it
