@@ -54,7 +54,8 @@ def test_every_method_builds_from_a_config_through_the_table(name, tmp_path):
         "textreid": ["method.word_table=random", "method.random_dim=8", "method.gru_hidden=8"],
         "frpt": ["method.spp_hidden=4"],
     }[name]
-    cfg = from_dict({}, [f"method.name={name}", "model.backbone=resnet18", f"train.out_dir={tmp_path}", *extra])
+    base = [f"method.name={name}", "model.backbone=resnet18", f"train.out_dir={tmp_path}"]
+    cfg = from_dict({}, [*base, *extra])
     num_classes = 0 if name == "cluster_contrast" else 3
     method = build_method(cfg, num_classes, weights=None, records=_records())
     assert isinstance(method, Method) and "image" in method.embedders()
