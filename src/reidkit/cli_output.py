@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from reidkit.evaluation.protocols import FINE_GRAINED_KS
+from reidkit.evaluation.metrics import FINE_GRAINED_KS
 
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from reidkit.data.dataset import collate
 from reidkit.data.sampler import PKSampler
-from reidkit.engine.loop import EpochContext, fit
+from reidkit.engine.loop import EpochContext
 from reidkit.methods.cluster_contrast import ClusterContrast, ClusterContrastConfig
 from reidkit.models.model import build_reid_model
 from reidkit.types import Batch, Features, Record
@@ -149,7 +149,7 @@ class _Images(Dataset):
         return {"image": img, "pid": r.pid, "camid": r.camid, "index": i, "image_id": -1}
 
 
-def test_runs_inside_fit_and_checkpoint_reloads(jaccard, tmp_path):
+def test_runs_inside_fit_and_checkpoint_reloads(jaccard, tmp_path, fit_tiny):
     m = _method(ise=True)
     records, extract, _, _ = _data(m.model.dim)
 
@@ -159,18 +159,7 @@ def test_runs_inside_fit_and_checkpoint_reloads(jaccard, tmp_path):
         return DataLoader(_Images(recs), batch_sampler=s, collate_fn=collate)
 
     opt = torch.optim.Adam(m.param_groups(1e-4, 0.0)[0]["params"], lr=1e-4)
-    fit(
-        m,
-        records,
-        make,
-        optimizer=opt,
-        scheduler=None,
-        epochs=2,
-        device=torch.device("cpu"),
-        out_dir=tmp_path,
-        log_every=1,
-        extract=extract,
-    )
+    fit_tiny(m, records, make, optimizer=opt, epochs=2, log_every=1, extract=extract)
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     epochs = [r for r in rows if r["event"] == "epoch"]
     assert len(epochs) == 2 and all(r["clusters"] == N_IDS and r["outliers"] == N_OUT for r in epochs)

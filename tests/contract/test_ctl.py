@@ -5,9 +5,10 @@ import dataclasses
 import pytest
 import torch
 
+from reidkit.app.build import build_method
 from reidkit.config import from_dict
+from reidkit.data.subsets import carve_validation, relabel
 from reidkit.methods.ctl import CTL
-from reidkit.runner import build_method, carve_validation, relabel
 from reidkit.types import Batch, Record
 
 

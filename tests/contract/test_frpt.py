@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from reidkit.config import ConfigError
+from reidkit.config import ConfigError, ModelConfig
 from reidkit.engine.checkpoint import load_checkpoint
-from reidkit.engine.loop import fit
-from reidkit.methods.frpt import FRPT, VARIANTS, FRPTConfig, build_frpt
+from reidkit.methods.base import BuildInputs
+from reidkit.methods.frpt import FRPT, VARIANTS, FRPTConfig, build
 from reidkit.types import Batch, Record
 
 B, C = 8, 4
@@ -24,7 +24,7 @@ FROZEN = [v for v in VARIANTS if v != "finetune"]
 def make(variant: str = "frpt", seed: int = 0, **kw) -> FRPT:
     torch.manual_seed(seed)
     cfg = FRPTConfig(variant=variant, spp_hidden=8, **kw)
-    return build_frpt(cfg, C, backbone="resnet18", weights=None, last_stride=2)
+    return build(cfg, ModelConfig(backbone="resnet18", last_stride=2, pooling="gem"), BuildInputs(C))
 
 
 def make_batch(seed: int = 1) -> Batch:
@@ -125,21 +125,12 @@ def test_finetune_moves_the_backbone_and_its_bn_statistics() -> None:
 
 
 @pytest.mark.parametrize("variant", ["frpt", "no_spp"])
-def test_fit_then_save_load_gives_identical_embeddings(variant: str, tmp_path: Path) -> None:
+def test_fit_then_save_load_gives_identical_embeddings(variant: str, tmp_path: Path, fit_tiny) -> None:
     m = make(variant)
     recs = [Record(f"{i}.jpg", int(p)) for i, p in enumerate(make_batch().pids)]
     opt = torch.optim.Adam(m.param_groups(1e-2, 0.0), lr=1e-2)
-    res = fit(
-        m,
-        recs,
-        lambda r, e, s: [make_batch(e * 10 + j) for j in range(s, 2)],
-        optimizer=opt,
-        scheduler=None,
-        epochs=1,
-        device=torch.device("cpu"),
-        out_dir=tmp_path,
-        log_every=0,
-        amp=False,
+    res = fit_tiny(
+        m, recs, lambda r, e, s: [make_batch(e * 10 + j) for j in range(s, 2)], optimizer=opt, amp=False
     )
     assert res.steps == 2 and (tmp_path / "last.pt").is_file()
     fresh = make(variant, seed=7)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 
@@ -21,13 +19,7 @@ FACTORIES = [("Flat", 1.0), ("IVF32,Flat", 0.95), ("HNSW16", 0.95), ("IVF32,PQ32
 ALL = ["Exact"] + [f for f, _ in FACTORIES]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_faiss_thread() -> Iterator[None]:
-    # OpenMP spin-waiting on a shared 2-core machine makes faiss training ~30x slower; one thread is fast.
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from reidkit.data.text import random_word_table
-from reidkit.engine.loop import fit
 from reidkit.methods.textreid import TextReID, TextReIDConfig, build_textreid
 from reidkit.types import Batch, Record
 
@@ -142,21 +141,12 @@ def test_text_batch_required() -> None:
         make().training_step(b)
 
 
-def test_fit_runs_steps_and_advances_queues(tmp_path: Path) -> None:
+def test_fit_runs_steps_and_advances_queues(tmp_path: Path, fit_tiny) -> None:
     m = make(backbone="mobilenetv2")  # smaller checkpoint to write than resnet18
     recs = [Record(f"{i}.jpg", int(p), text="x") for i, p in enumerate(make_batch().pids)]
     opt = torch.optim.Adam(m.param_groups(1e-3, 0.0), lr=1e-3)
-    res = fit(
-        m,
-        recs,
-        lambda r, e, s: [make_batch(e * 10 + j) for j in range(s, 2)],
-        optimizer=opt,
-        scheduler=None,
-        epochs=1,
-        device=torch.device("cpu"),
-        out_dir=tmp_path,
-        log_every=0,
-        max_steps=2,
+    res = fit_tiny(
+        m, recs, lambda r, e, s: [make_batch(e * 10 + j) for j in range(s, 2)], optimizer=opt, max_steps=2
     )
     assert res.steps == 2 and len(m.image_queue) == 12 and (tmp_path / "last.pt").is_file()
 

@@ -8,7 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from reidkit.evaluation._kreciprocal import (
+from reidkit.evaluation.distance import as_float_tensor
+from reidkit.evaluation.kreciprocal import (
     expanded_sets,
     half_k,
     knn_self,
@@ -18,7 +19,6 @@ from reidkit.evaluation._kreciprocal import (
     reciprocal_mask,
     softmax_encoding,
 )
-from reidkit.evaluation.distance import as_float_tensor
 
 log = logging.getLogger(__name__)
 

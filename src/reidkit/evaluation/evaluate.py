@@ -1,7 +1,7 @@
 """evaluate(query, gallery) -> Report: distances (optionally re-ranked, optionally to centroids) + metrics.
 
 Pure: takes Features, returns a Report. Every CMC/mAP/mINP in the project comes from `rank_metrics` /
-`query_stats` in metrics.py, reached from here.
+`query_stats` in metrics.py, reached from here; centroid galleries come from centroids.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import logging
 import numpy as np
 import torch
 
+from reidkit.evaluation.centroids import camera_aware_centroid_distances, centroid_gallery
 from reidkit.evaluation.distance import METRICS, pairwise_distance
 from reidkit.evaluation.metrics import (
-    camera_aware_centroid_distances,
-    centroid_gallery,
+    CMC_PROTOCOLS,
+    FINE_GRAINED_KS,
     query_stats,
     rank_metrics,
     report_from_stats,
@@ -26,9 +27,8 @@ from reidkit.utils import resolve_device
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("reid", "text", "fine_grained")
+EVAL_PROTOCOLS = ("reid", "text", "fine_grained")  # what `evaluate(protocol=...)` accepts
 RERANK_KEYS = ("k1", "k2", "lambda_value")
-FINE_GRAINED_KS = (1, 2, 4, 8)
 TEXT_KS = (1, 5, 10)
 
 
@@ -131,6 +131,7 @@ def evaluate(
     max_rank: int = 50,
     ap: str = "standard",
     protocol: str = "reid",
+    cmc_protocol: str = "standard",
     device: str | torch.device | None = None,
 ) -> Report:
     """Retrieval metrics of query against gallery Features.
@@ -142,18 +143,25 @@ def evaluate(
       all its images (see camera_aware_centroid_distances). Centroid modes L2-normalise the queries.
       `rerank`: k_reciprocal_rerank options ({} = defaults) on the query and the (centroid) gallery, with
       L2-normalised features when metric is cosine; not available with centroids="camera".
+      `cmc_protocol`: "standard" (CMC over every kept gallery image) or "cuhk03" (single-gallery-shot CMC:
+      one random gallery image per identity, averaged over 10 seeded draws; mAP/mINP keep the full list;
+      see rank_metrics). "cuhk03" needs centroids=False.
     protocol "text": text_to_image_metrics. protocol "fine_grained": the query set is also the gallery
       (pass the same Features twice); each sample is excluded from its own ranking; Recall@1/2/4/8.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if protocol not in EVAL_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(EVAL_PROTOCOLS)}")
     rerank = _check_rerank(rerank)
     if centroids not in (False, True, "pid", "camera"):
         raise ValueError(f"unknown centroids mode {centroids!r}; valid: False, True, 'pid', 'camera'")
     if protocol != "reid" and centroids:
         raise ValueError(f"centroids are defined for the reid protocol only, not {protocol!r}")
+    if cmc_protocol not in CMC_PROTOCOLS:
+        raise ValueError(f"unknown cmc_protocol {cmc_protocol!r}; valid: {', '.join(CMC_PROTOCOLS)}")
+    if cmc_protocol != "standard" and (protocol != "reid" or centroids):
+        raise ValueError(f"cmc_protocol={cmc_protocol!r} needs protocol='reid' without centroids")
 
     if protocol == "text":
         return text_to_image_metrics(
@@ -195,4 +203,13 @@ def evaluate(
         stats = query_stats(distmat, query.pids, cg.pids, cross_camera=False, ap=ap)
         return report_from_stats(stats, max_rank)
     distmat = _distances(query, gallery, metric, rerank, device, cross_modal=False)
-    return rank_metrics(distmat, query.pids, gallery.pids, query.camids, gallery.camids, max_rank, ap=ap)
+    return rank_metrics(
+        distmat,
+        query.pids,
+        gallery.pids,
+        query.camids,
+        gallery.camids,
+        max_rank,
+        ap=ap,
+        protocol=cmc_protocol,
+    )

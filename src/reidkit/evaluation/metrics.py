@@ -1,4 +1,4 @@
-"""Retrieval metrics: CMC / mAP / mINP (cross-camera and CUHK03 protocols), Recall@K, centroid galleries.
+"""Retrieval metrics: CMC / mAP / mINP (cross-camera and CUHK03 CMC protocols) and Recall@K.
 
 `rank_metrics` is the one place that turns a distance matrix into CMC/mAP/mINP; everything else in the
 project calls it. It never sorts whole rows: per query it only looks at the gallery items that are at
@@ -13,16 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from reidkit.evaluation._kreciprocal import ragged_arange
-from reidkit.evaluation.distance import as_float_tensor, distance_blocks, paired_distance, pairwise_distance
-from reidkit.types import Features, Report
+from reidkit.evaluation.distance import as_float_tensor, distance_blocks
+from reidkit.evaluation.kreciprocal import ragged_arange
+from reidkit.types import Report
 
 log = logging.getLogger(__name__)
 
 AP_MODES = ("standard", "sklearn")
-PROTOCOLS = ("standard", "cuhk03")
+# the Recall@K of fine-grained retrieval (CUB-200, Cars-196, ...), as the metric-learning papers report it
+FINE_GRAINED_KS = (1, 2, 4, 8)
+CMC_PROTOCOLS = ("standard", "cuhk03")  # the CMC of rank_metrics: all gallery items, or CUHK03 single shot
 # Query chunks are sized so one chunk of the distance matrix holds about this many entries.
 _BLOCK_ENTRIES = 1 << 22
 # When more than this fraction of a chunk is closer than the hardest positives, sort whole rows instead.
@@ -266,8 +267,8 @@ def rank_metrics(
     random gallery image per identity, averaged over `repeats` seeded draws); mAP/mINP use the full list.
     If no camera ids are known (all -1), nothing is removed by the same-camera rule.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if protocol not in CMC_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(CMC_PROTOCOLS)}")
     nq, ng = int(distmat.shape[0]), int(distmat.shape[1])
     q_camids = _as_numpy_1d(q_camids, "q_camids", nq)
     g_camids = _as_numpy_1d(g_camids, "g_camids", ng)
@@ -328,7 +329,7 @@ def _single_shot_cmc(
 def recall_at_k(
     features: np.ndarray | torch.Tensor,
     labels: np.ndarray | torch.Tensor,
-    ks: tuple[int, ...] = (1, 2, 4, 8),
+    ks: tuple[int, ...] = FINE_GRAINED_KS,
     *,
     metric: str = "cosine",
     chunk_size: int = 1024,
@@ -352,69 +353,3 @@ def recall_at_k(
         for k in ks:
             hits[k] += int(match[:, k - 1].sum())
     return {k: hits[k] / n for k in ks}
-
-
-# --------------------------------------------------------------------------------------- centroids
-def _group_sums(feats: torch.Tensor, keys: np.ndarray) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
-    """Sum of rows per distinct key: (sorted unique keys [U], sums [U, D] float64, counts [U])."""
-    uniq, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-    sums = torch.zeros((uniq.shape[0], feats.shape[1]), dtype=torch.float64, device=feats.device)
-    sums.index_add_(0, torch.as_tensor(inv, device=feats.device), feats.to(torch.float64))
-    return uniq, sums, cnt
-
-
-def centroid_gallery(gallery: Features) -> Features:
-    """The centroid protocol's gallery: one row per pid, the mean of its L2-normalised features,
-    re-normalised. Centroids have no camera (camid -1) and no record (index -1)."""
-    if len(gallery) == 0:
-        raise ValueError("centroid_gallery: the gallery is empty")
-    feats = F.normalize(as_float_tensor(gallery.feats, "gallery.feats"), dim=1)
-    pids, sums, _ = _group_sums(feats, gallery.pids)
-    cent = F.normalize(sums, dim=1).to(feats.dtype)  # [P, D]
-    none = np.full(pids.shape[0], -1, dtype=np.int64)
-    return Features(feats=cent.cpu().numpy(), pids=pids.astype(np.int64), camids=none, index=none.copy())
-
-
-def camera_aware_centroid_distances(
-    query: Features, gallery: Features, metric: str = "cosine"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distances for the camera-aware centroid protocol: (distmat [Q, P], centroid pids [P], valid [Q]).
-
-    Every pid is one centroid of all its gallery images, except a query's own pid, which is the centroid
-    of only the gallery images of that pid taken by *other* cameras than the query's: the cross-camera
-    rule (drop same-pid same-camera images) applied before averaging. Cameras are matched by value
-    (query camid vs gallery camid), never by position in a concatenated query+gallery array (the widely
-    used implementation reads the gallery's cameras with the query offset, i.e. from the wrong images).
-    Features are L2-normalised first. `valid` is False for queries whose pid has no such image.
-    """
-    feats = F.normalize(as_float_tensor(gallery.feats, "gallery.feats"), dim=1)  # [G, D]
-    qf = F.normalize(as_float_tensor(query.feats, "query.feats").to(feats.device), dim=1)  # [Q, D]
-    pids, pid_sums, pid_cnt = _group_sums(feats, gallery.pids)
-    cent = F.normalize(pid_sums, dim=1).to(feats.dtype)  # [P, D]
-    distmat = pairwise_distance(qf, cent, metric).cpu().numpy()  # [Q, P]
-
-    # Sum over same-pid other-camera images = pid sum - (pid, camera) sum.
-    cmin = int(min(gallery.camids.min(), query.camids.min()))
-    ncam = int(max(gallery.camids.max(), query.camids.max())) - cmin + 1
-    pmin = int(min(pids.min(), query.pids.min()))
-
-    def key(p: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return (p.astype(np.int64) - pmin) * ncam + (c.astype(np.int64) - cmin)
-
-    pc_keys, pc_sums, pc_cnt = _group_sums(feats, key(gallery.pids, gallery.camids))
-    col = np.minimum(np.searchsorted(pids, query.pids), pids.shape[0] - 1)  # [Q] the query's pid column
-    has_pid = pids[col] == query.pids
-    own = pid_sums[torch.as_tensor(col, device=feats.device)]  # [Q, D] (a copy: advanced indexing)
-    own_cnt = pid_cnt[col].copy()  # [Q]
-    at = np.minimum(np.searchsorted(pc_keys, key(query.pids, query.camids)), pc_keys.shape[0] - 1)
-    found = pc_keys[at] == key(query.pids, query.camids)
-    own[torch.as_tensor(np.flatnonzero(found), device=feats.device)] -= pc_sums[
-        torch.as_tensor(at[found], device=feats.device)
-    ]
-    own_cnt[found] -= pc_cnt[at[found]]
-    valid = has_pid & (own_cnt > 0)
-    own_cent = F.normalize(own, dim=1).to(feats.dtype)  # [Q, D]
-    own_d = paired_distance(qf, own_cent, metric).cpu().numpy()  # [Q]
-    rows = np.flatnonzero(valid)
-    distmat[rows, col[rows]] = own_d[rows]
-    return distmat, pids.astype(np.int64), valid

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,47 +9,19 @@ import torch
 from sklearn.cluster import DBSCAN
 
 from reidkit.cluster import jaccard_distance
-from reidkit.evaluation import _kreciprocal as K
+from reidkit.evaluation import kreciprocal as K
+from tests.oracles import clustered, kreciprocal_jaccard, sq_dists
 
 
 def dense_jaccard(x: np.ndarray, k1: int, k2: int) -> np.ndarray:
     """The definition, dense float64: k1 neighbours (self included) by squared Euclidean distance, k1- and
     round(k1/2)-reciprocal sets with the 2/3 expansion, softmax(-d) weights, k2 mean, 1 - m / (2 - m)."""
     x = x.astype(np.float64)
-    n = x.shape[0]
-    sq = (x * x).sum(1)
-    d = np.maximum(sq[:, None] + sq[None] - 2 * x @ x.T, 0.0)
-    rank = np.argsort(d, axis=1, kind="stable")[:, :k1]
-    kh = int(np.around(k1 / 2.0))
-
-    @functools.cache
-    def recip(i: int, k: int) -> np.ndarray:
-        return np.array([j for j in rank[i, : k + 1] if i in rank[j, : k + 1]], dtype=np.int64)
-
-    v = np.zeros((n, n))
-    for i in range(n):
-        r = recip(i, k1)
-        e = list(r)
-        for c in r:
-            rc = recip(c, kh)
-            if len(np.intersect1d(rc, r)) > 2.0 / 3.0 * len(rc):
-                e.extend(rc)
-        e = np.unique(e)
-        w = np.exp(-d[i, e])
-        v[i, e] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
-    jac = np.zeros((n, n))
-    for i in range(n):
-        s = np.minimum(v[i][None], v).sum(1)
-        jac[i] = 1 - s / (2 - s)
-    return np.maximum(jac, 0.0)
+    return np.maximum(kreciprocal_jaccard(sq_dists(x, x), k1, k2, self_counts=True), 0.0)
 
 
 def points(n: int = 260, dim: int = 16, n_ids: int = 25, noise: float = 0.6, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_ids, dim))[rng.integers(0, n_ids, n)] + noise * rng.standard_normal((n, dim))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return clustered(n, dim, n_ids, noise, seed)[0]
 
 
 def densify(m: sp.csr_matrix) -> np.ndarray:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
 
 from reidkit.evaluation import cross_modal_rerank, k_reciprocal_rerank
-from reidkit.evaluation._kreciprocal import knn_self
+from reidkit.evaluation.kreciprocal import knn_self
+from tests.oracles import expanded_encoding, jaccard_of_encodings, reciprocal_sets, sq_dists
 
 
 @pytest.mark.parametrize(
@@ -78,48 +77,21 @@ def test_bad_parameters() -> None:
 def dense_cross_modal(t: np.ndarray, g: np.ndarray, k1: int, k2: int, lam: float) -> np.ndarray:
     """The cross-modal definition (see cross_modal_rerank's docstring), dense float64 with loops."""
     nq, ng = t.shape[0], g.shape[0]
-
-    def sqd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0.0)
-
-    dgg, dtg = sqd(g, g), sqd(t, g)
+    dgg, dtg = sq_dists(g, g), sq_dists(t, g)
     ogg = dgg / dgg.max(axis=1, keepdims=True)
     otg = dtg / dtg.max(axis=1, keepdims=True)
     rank_g = np.argsort(dgg, axis=1, kind="stable")
     fwd_t = np.argsort(dtg, axis=1, kind="stable")[:, :k1]  # images of each text
     bwd_g = np.argsort(dtg.T, axis=1, kind="stable")[:, :k1]  # texts of each image
     kh = int(np.around(k1 / 2.0))
-
-    @functools.cache
-    def recip_g(i: int, k: int) -> np.ndarray:
-        return np.array([j for j in rank_g[i, : k + 1] if i in rank_g[j, : k + 1]], dtype=np.int64)
-
-    def encode(r: np.ndarray, o_row: np.ndarray) -> np.ndarray:
-        v = np.zeros(ng)
-        if len(r) == 0:
-            return v
-        e = list(r)
-        for c in r:
-            rc = recip_g(c, kh)
-            if len(np.intersect1d(rc, r)) > 2.0 / 3.0 * len(rc):
-                e.extend(rc)
-        e = np.unique(e)
-        w = np.exp(-o_row[e])
-        v[e] = w / w.sum()
-        return v
-
-    vg = np.stack([encode(recip_g(i, k1), ogg[i]) for i in range(ng)])
-    vt = np.stack(
-        [encode(np.array([j for j in fwd_t[i] if i in bwd_g[j]], dtype=np.int64), otg[i]) for i in range(nq)]
-    )
+    recip_g = reciprocal_sets(rank_g)
+    vg = np.stack([expanded_encoding(recip_g(i, k1 + 1), recip_g, kh, ogg[i]) for i in range(ng)])
+    recip_t = [np.array([j for j in fwd_t[i] if i in bwd_g[j]], dtype=np.int64) for i in range(nq)]
+    vt = np.stack([expanded_encoding(recip_t[i], recip_g, kh, otg[i]) for i in range(nq)])
     if k2 != 1:
         vt = np.stack([(vt[i] + vg[fwd_t[i, : k2 - 1]].sum(0)) / k2 for i in range(nq)])
         vg = np.stack([vg[rank_g[i, :k2]].mean(0) for i in range(ng)])
-    jac = np.zeros((nq, ng))
-    for i in range(nq):
-        s = np.minimum(vt[i][None], vg).sum(1)
-        jac[i] = 1 - s / (2 - s)
-    return (1 - lam) * jac + lam * otg
+    return (1 - lam) * jaccard_of_encodings(vt, vg) + lam * otg
 
 
 @pytest.mark.parametrize(("k1", "k2", "lam"), [(10, 4, 0.3), (5, 1, 0.5)])

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from reidkit.evaluation import cross_modal_rerank, evaluate, recall_at_k, text_to_image_metrics
+from reidkit.evaluation import cross_modal_rerank, evaluate, rank_metrics, recall_at_k, text_to_image_metrics
 from reidkit.evaluation import metrics as M
 from reidkit.types import Features
 
@@ -72,6 +72,33 @@ def test_no_cameras_warns_and_keeps_everything(naive_metrics, monkeypatch, caplo
     assert any("no camera ids" in rec.message for rec in caplog.records)
     _, m_ap, _, nv = naive_metrics(cosine(q.feats, g.feats), q.pids, g.pids, None, None, cross_camera=False)
     assert r.mAP == pytest.approx(m_ap, abs=1e-6) and r.num_valid_queries == nv
+
+
+def test_reid_cuhk03_cmc_equals_naive_when_one_image_per_identity(naive_metrics) -> None:
+    # one gallery image per identity: the single-shot draw has no choice to make, so the naive CMC is exact
+    rng = np.random.default_rng(11)
+    q = make(rng.standard_normal((20, 8)), rng.integers(0, 40, 20), np.zeros(20))
+    g = make(rng.standard_normal((40, 8)), np.arange(40), np.ones(40))
+    r = evaluate(q, g, max_rank=10, cmc_protocol="cuhk03")
+    cmc, m_ap, _, nv = naive_metrics(cosine(q.feats, g.feats), q.pids, g.pids, q.camids, g.camids, 10)
+    np.testing.assert_allclose(r.cmc, cmc, atol=1e-6)
+    assert r.mAP == pytest.approx(m_ap) and r.num_valid_queries == nv
+
+
+def test_reid_cuhk03_cmc_is_rank_metrics_single_shot() -> None:
+    q, g = reid_problem(5)
+    standard = evaluate(q, g, max_rank=10)
+    r = evaluate(q, g, max_rank=10, cmc_protocol="cuhk03")
+    d = cosine(q.feats, g.feats)
+    want = rank_metrics(d, q.pids, g.pids, q.camids, g.camids, 10, protocol="cuhk03")
+    np.testing.assert_allclose(r.cmc, want.cmc, atol=1e-6)
+    assert not np.allclose(r.cmc, standard.cmc)  # several images per identity: single shot differs
+    assert (r.mAP, r.mINP) == (pytest.approx(standard.mAP), pytest.approx(standard.mINP))  # full list
+    for bad in ({"protocol": "text"}, {"centroids": True}):
+        with pytest.raises(ValueError, match="cmc_protocol='cuhk03' needs protocol='reid' without centroids"):
+            evaluate(q, g, cmc_protocol="cuhk03", **bad)
+    with pytest.raises(ValueError, match="unknown cmc_protocol"):
+        evaluate(q, g, cmc_protocol="market")
 
 
 def text_problem(seed: int = 0):

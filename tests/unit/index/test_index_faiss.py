@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -12,13 +11,7 @@ import pytest
 from reidkit.index import ExactIndex, FaissIndex
 from reidkit.index.faiss_index import default_nprobe, parse_factory
 
-
-@pytest.fixture(autouse=True)
-def single_faiss_thread() -> Iterator[None]:
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # OpenMP spin-waits badly on a shared 2-core machine
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def gaussian(n: int, d: int, seed: int) -> np.ndarray:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 
@@ -27,12 +25,7 @@ DIM = 12
 SHA = "0123456789abcdef" * 4
 
 
-@pytest.fixture(autouse=True)
-def single_faiss_thread() -> Iterator[None]:
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # OpenMP spin-waits badly on a shared 2-core machine
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def make_gallery(n: int = 60, n_ids: int = 8, seed: int = 0) -> tuple[Features, list[Record]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,7 @@ import torch.nn.functional as F
 from reidkit.models.backbones import BACKBONES, IBN, load_backbone_weights, make_backbone
 from reidkit.models.weights import read_state_dict, resolve_weights
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # many tiny ops on a shared 2-core machine: thread synchronisation costs far more than it gains
-    # (OSNet forward ~0.1 s on 1 thread vs ~1-2 s on 2 when the cores are busy)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

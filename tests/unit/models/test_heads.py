@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from reidkit.models.heads import BNNeck, EmbeddingHead, GeM, make_pooling
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # many tiny ops on a shared 2-core machine: thread synchronisation costs far more than it gains
-    # (OSNet forward ~0.1 s on 1 thread vs ~1-2 s on 2 when the cores are busy)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bnneck_train_uses_batch_stats_eval_uses_running_stats() -> None:

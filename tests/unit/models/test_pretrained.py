@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,7 @@ from reidkit.models.backbones import BACKBONES, make_backbone, make_osnet_reid
 from reidkit.models.osnet import OSNET_CHANNELS, OSNetReID
 from reidkit.models.weights import read_state_dict, recalibrate_batchnorm, resolve_weights
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # many tiny ops on a shared 2-core machine: thread synchronisation costs far more than it gains
-    # (OSNet forward ~0.1 s on 1 thread vs ~1-2 s on 2 when the cores are busy)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _shared_weights() -> Path:
