@@ -49,7 +49,7 @@ class TextReIDConfig:
     clip_checkpoint: str | None = None  # local open_clip checkpoint for word_table=clip
     clip_model: str = "ViT-B-32"
     min_count: int = 1  # vocabulary: words seen fewer times in the training captions become <unk>
-    table_cache: str | None = None  # folder for cached word tables (None: the runner's cache folder)
+    table_cache: str | None = None  # folder for cached word tables (None: reidkit's cache folder)
     gru_hidden: int = 512  # per direction
     embed_dim: int = 512  # shared image-text embedding
     queue_size: int = 2048  # 0 = in-batch negatives only
