@@ -16,6 +16,7 @@ from reidkit.config import Config, from_dict
 from reidkit.engine.checkpoint import load_checkpoint
 from reidkit.index import GalleryIndex, IndexBuilder, dataset_identity
 from reidkit.methods import Method
+from reidkit.models.embedder import ImageEmbedder
 from reidkit.types import Record
 from reidkit.utils import atomic_write, sha256_file
 
@@ -148,10 +149,9 @@ def export_onnx(ckpt: str | Path, out: str | Path, *, opset: int = 17) -> Path:
     """Export the image embedder to ONNX with a dynamic batch axis (written atomically)."""
     cfg, method = load_run(ckpt, torch.device("cpu"))
     emb = method.embedders()["image"]
-    model = getattr(emb, "model", None)
-    if model is None:
+    if not isinstance(emb, ImageEmbedder):
         raise ValueError(f"{ckpt}: the image embedder of {cfg.method.name} cannot be exported")
-    wrapper = _ExportWrapper(model, getattr(emb, "key", "bn_feat")).eval()
+    wrapper = _ExportWrapper(emb.model, emb.key).eval()
     dummy = torch.randn(2, 3, cfg.data.height, cfg.data.width)
     out = Path(out)
     with atomic_write(out, "wb") as fh:
