@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -133,7 +134,8 @@ def train(
     config: Annotated[Path, typer.Argument(help="Recipe YAML.")],
     verbose: bool = False,
 ) -> None:
-    """Train per a recipe; `key.sub=value` arguments override it. Writes config, checkpoints, metrics."""
+    """Train per a recipe; `key.sub=value` arguments override it. Writes config, checkpoints, metrics.
+    Under `torchrun --nproc_per_node N -m reidkit train ...` N processes train together; rank 0 writes."""
     from reidkit.app.train import train as train_run
     from reidkit.config import load_config
     from reidkit.engine.loop import will_resume
@@ -141,6 +143,10 @@ def train(
 
     cfg = load_config(config, list(ctx.args))
     out_dir = Path(cfg.train.out_dir)
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other ranks: warnings only, rank 0 reports
+        setup_logging(verbose=False, level=logging.WARNING)
+        train_run(cfg)
+        return
     with run_lock(out_dir):  # before the log file is opened: a second run must not truncate it
         setup_logging(verbose, out_dir / "train.log", append=will_resume(out_dir, cfg.train.resume))
         with progress_bars() as progress:

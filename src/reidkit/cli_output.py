@@ -18,15 +18,16 @@ from reidkit.evaluation.metrics import FINE_GRAINED_KS
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 
 
-def setup_logging(verbose: bool = False, log_file: Path | None = None, append: bool = False) -> None:
+def setup_logging(
+    verbose: bool = False, log_file: Path | None = None, append: bool = False, level: int | None = None
+) -> None:
     """Console logging, plus `log_file` when given: a new file per run, continued when `append` (resume)."""
+    level = level if level is not None else logging.DEBUG if verbose else logging.INFO
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(level)
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(
-        RichHandler(console=console, show_path=False, level=logging.DEBUG if verbose else logging.INFO)
-    )
+    root.addHandler(RichHandler(console=console, show_path=False, level=level))
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file, mode="a" if append else "w")

@@ -30,6 +30,10 @@ def _at_least(cfg: Any, section: str, bounds: dict[str, int]) -> None:
             raise ConfigError(f"{section}.{name}: expected an integer >= {low}, got {value}")
 
 
+BATCH_SCOPES = ("global", "per_rank")
+DIST_BACKENDS = ("auto", "nccl", "gloo")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the data is and how it is loaded."""
@@ -71,6 +75,11 @@ class ModelConfig:
     # freeze the backbone's first N stages outright (no gradients, eval mode; ctl and cluster_contrast):
     # less to fit from little data, and no backward through them (faster steps)
     freeze_stages: int = 0
+    sync_bn: bool = False  # distributed training on CUDA: BatchNorm statistics over the global batch
+
+    def __post_init__(self) -> None:
+        if self.sync_bn and self.freeze_bn:
+            raise ConfigError("model.sync_bn with model.freeze_bn: frozen statistics have nothing to sync")
 
 
 @dataclass(frozen=True)
@@ -88,8 +97,14 @@ class OptimConfig:
     gamma: float = 0.1
     grad_clip: float | None = None
     amp: bool = True  # used only on CUDA
+    # distributed training: "global" = data.p x data.k is the batch of one step over all processes (each
+    # takes p / N identities: N processes train on the batches of one); "per_rank" = each process takes
+    # p x k (the global batch grows N times; scale the learning rate yourself)
+    batch_scope: str = "global"
 
     def __post_init__(self) -> None:
+        if self.batch_scope not in BATCH_SCOPES:
+            raise ConfigError(f"optim.batch_scope: {self.batch_scope!r}; valid: {list(BATCH_SCOPES)}")
         _at_least(self, "optim", {"epochs": 1, "iters_per_epoch": 0, "warmup_epochs": 0})
         if not self.lr > 0:
             raise ConfigError(f"optim.lr: expected a number > 0, got {self.lr}")
@@ -113,6 +128,11 @@ class TrainConfig:
     tensorboard: bool = False
     log_every: int = 20
     max_steps: int = 0  # stop after N optimiser steps in total (0 = no limit); for tests and smoke runs
+    dist_backend: str = "auto"  # torchrun runs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+
+    def __post_init__(self) -> None:
+        if self.dist_backend not in DIST_BACKENDS:
+            raise ConfigError(f"train.dist_backend: {self.dist_backend!r}; valid: {list(DIST_BACKENDS)}")
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,16 @@ def extract_features(
     return extract(method.embedders()[modality], loader, device)
 
 
-def train_loaders(cfg: Config, device: torch.device, tokenizer: Tokenizer | None = None) -> MakeLoader:
-    """The training loader factory of `engine.fit` for this config (captions too, given a `tokenizer`)."""
+def train_loaders(
+    cfg: Config,
+    device: torch.device,
+    tokenizer: Tokenizer | None = None,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+) -> MakeLoader:
+    """The training loader factory of `engine.fit` for this config (captions too, given a `tokenizer`); in a
+    distributed run, this rank's share of the global batches (`optim.batch_scope`)."""
     data = cfg.data
     transform = build_transforms(
         (data.height, data.width),
@@ -87,13 +95,15 @@ def train_loaders(cfg: Config, device: torch.device, tokenizer: Tokenizer | None
     )
     return train_loader_factory(
         transform,
-        p=data.p,
+        p=data.p * (world_size if cfg.optim.batch_scope == "per_rank" else 1),
         k=data.k,
         seed=cfg.train.seed,
         num_batches=cfg.optim.iters_per_epoch,
         workers=data.workers,
         pin_memory=device.type == "cuda",
         tokenizer=tokenizer,
+        rank=rank,
+        world_size=world_size,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from reidkit.app.build import (
 )
 from reidkit.config import Config, dump, to_dict
 from reidkit.data.subsets import carve_validation, limit_per_id, relabel
+from reidkit.engine import distributed
 from reidkit.engine.checkpoint import load_checkpoint
 from reidkit.engine.loop import Callback, FitResult, fit
 from reidkit.evaluation import evaluate
@@ -32,17 +34,35 @@ log = logging.getLogger(__name__)
 
 def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train per the config into cfg.train.out_dir (locked against a second run meanwhile); returns the final
-    test metrics (per image and centroids). `callbacks` receive the training loop's events."""
-    with run_lock(cfg.train.out_dir):
-        return _train(cfg, callbacks)
+    test metrics (per image and centroids). `callbacks` receive the training loop's events.
+
+    Launched by torchrun, every process calls this: they join one process group (`engine.distributed`),
+    rank 0 holds the lock, writes the run folder and returns the metrics; the other ranks return {}."""
+    world, device = distributed.init(resolve_device(cfg.train.device), cfg.train.dist_backend)
+    try:
+        with run_lock(cfg.train.out_dir) if world.rank == 0 else contextlib.nullcontext():
+            return _train(cfg, callbacks, world, device)
+    finally:
+        distributed.shutdown()
 
 
-def _train(cfg: Config, callbacks: Sequence[Callback]) -> dict[str, Any]:
+def _train(
+    cfg: Config, callbacks: Sequence[Callback], world: distributed.World, device: torch.device
+) -> dict[str, Any]:
     seed_everything(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    log.info(
+        "device %s, world size %d (backend %s), %d torch threads",
+        device,
+        world.size,
+        world.backend,
+        torch.get_num_threads(),
+    )
+    if cfg.model.sync_bn and world.size > 1 and device.type != "cuda":
+        raise ValueError("model.sync_bn needs CUDA devices (SyncBatchNorm has no CPU kernel)")
     out_dir = Path(cfg.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dump(cfg, out_dir / "config.yaml")
+    if world.rank == 0:
+        dump(cfg, out_dir / "config.yaml")
     split = load_split(cfg.data)
     train_recs = limit_per_id(split.train, cfg.data.few_shot, cfg.train.seed)
     val_q: list[Record] = []
@@ -61,6 +81,10 @@ def _train(cfg: Config, callbacks: Sequence[Callback]) -> dict[str, Any]:
         len(split.gallery),
     )
     method = build_method(cfg, num_classes, records=train_recs, run_dir=out_dir, device=device)
+    if cfg.model.sync_bn and world.size > 1:
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    if world.rank > 0:  # augmentations of its own (the weights come from rank 0 when training starts)
+        seed_everything(cfg.train.seed + 1000 * world.rank)
     o = cfg.optim
     optimizer, scheduler = build_optimisation(method, o)
 
@@ -72,7 +96,7 @@ def _train(cfg: Config, callbacks: Sequence[Callback]) -> dict[str, Any]:
     result: FitResult = fit(
         method,
         train_recs,
-        train_loaders(cfg, device, method.tokenizer()),
+        train_loaders(cfg, device, method.tokenizer(), rank=world.rank, world_size=world.size),
         optimizer=optimizer,
         scheduler=scheduler,
         epochs=o.epochs,
@@ -92,6 +116,9 @@ def _train(cfg: Config, callbacks: Sequence[Callback]) -> dict[str, Any]:
     )
     if result.stopped_early:
         return {"stopped_early": True, "steps": result.steps}
+    if world.rank > 0:
+        distributed.barrier()  # rank 0 tests; the process group stays until it is done
+        return {}
     if val_q:  # model selection on the held-out training ids: the test split sees the selected model only
         best = load_checkpoint(out_dir / "best.pt", map_location=device)
         method.load_state_dict(best["model"])
@@ -100,7 +127,9 @@ def _train(cfg: Config, callbacks: Sequence[Callback]) -> dict[str, Any]:
         from reidkit.app.pictures import prompt_picture
 
         prompt_picture(method, split, cfg, device, out_dir / "spp.png")
-    return test_metrics(method, split, cfg, device)
+    rows = test_metrics(method, split, cfg, device)
+    distributed.barrier()
+    return rows
 
 
 def test_metrics(

@@ -48,20 +48,33 @@ def eval_loader(
 
 
 def pk_sampler(
-    records: Sequence[Record], *, p: int, k: int, seed: int, num_batches: int, epoch: int, skip: int = 0
+    records: Sequence[Record],
+    *,
+    p: int,
+    k: int,
+    seed: int,
+    num_batches: int,
+    epoch: int,
+    skip: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> PKSampler:
     """The epoch's P x K batch sampler over `records` (camera-interleaved, `num_batches` long, 0 = one pass);
-    P shrinks to the number of identities when fewer are left (early pseudo-labelling epochs)."""
+    P (over all ranks) shrinks to the identities there are when fewer are left (early pseudo-labelling
+    epochs), to a multiple of `world_size`."""
     n_ids = len({r.pid for r in records if r.pid >= 0})
     if n_ids < p:
-        log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, n_ids)
-        p = n_ids
+        fewer = n_ids - n_ids % world_size
+        log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, fewer)
+        p = fewer
     sampler = PKSampler(
         [r.pid for r in records],
         p,
         k,
         seed=seed,
         camids=[r.camid for r in records],
+        rank=rank,
+        world_size=world_size,
         num_batches=num_batches,
     )
     sampler.set_epoch(epoch, skip)
@@ -78,9 +91,12 @@ def train_loader_factory(
     workers: int = 0,
     pin_memory: bool = False,
     tokenizer: Tokenizer | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Callable[[Sequence[Record], int, int], DataLoader | SkipFirst]:
     """(records, epoch, skip) -> the epoch's P x K loader with its first `skip` batches left out; a per-epoch
-    generator keeps resumes exact."""
+    generator keeps resumes exact. With `world_size > 1`, this rank's P / world_size identities of each
+    global batch (P = `p`), and worker streams of its own."""
 
     def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader | SkipFirst:
         # Workers draw augmentations from their own streams, seeded per epoch and fed batches round-robin:
@@ -89,7 +105,15 @@ def train_loader_factory(
         # augmentations come from the main RNG, restored from the checkpoint, so the sampler just skips.
         replay = skip if workers > 0 else 0
         sampler = pk_sampler(
-            records, p=p, k=k, seed=seed, num_batches=num_batches, epoch=epoch, skip=skip - replay
+            records,
+            p=p,
+            k=k,
+            seed=seed,
+            num_batches=num_batches,
+            epoch=epoch,
+            skip=skip - replay,
+            rank=rank,
+            world_size=world_size,
         )
         dataset = (
             ImageDataset(records, transform)
@@ -102,7 +126,7 @@ def train_loader_factory(
             num_workers=workers,
             collate_fn=collate,
             pin_memory=pin_memory,
-            generator=torch.Generator().manual_seed(seed * 1000 + epoch),
+            generator=torch.Generator().manual_seed(seed * 1000 + epoch + 1_000_003 * rank),
         )
         return SkipFirst(loader, replay) if replay else loader
 

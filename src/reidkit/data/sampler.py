@@ -15,9 +15,11 @@ class PKSampler(Sampler[list[int]]):
     An identity with >= K images contributes disjoint chunks of K images (sampling without replacement);
     one with fewer than K contributes all its images once (no duplicates; the batch may be smaller than P*K:
     the losses mask, they don't need duplicates). With `camids`, each chunk prefers images from different
-    cameras (round-robin over cameras). Call `set_epoch(e)` for a new, reproducible order each epoch. With
-    `world_size > 1`, each rank takes every `world_size`-th batch. `num_batches` fixes the epoch length
-    (more passes are chained when one pass is shorter).
+    cameras (round-robin over cameras). Call `set_epoch(e)` for a new, reproducible order each epoch.
+    `num_batches` fixes the epoch length (more passes are chained when one pass is shorter).
+    With `world_size > 1` (distributed training) every rank draws the same global schedule of P x K batches
+    and takes its own P / world_size identities of each: the ranks' batches of one step together are exactly
+    the batch a single process would train on.
     """
 
     def __init__(
@@ -47,6 +49,11 @@ class PKSampler(Sampler[list[int]]):
         self.groups = {pid: np.asarray(ix) for pid, ix in sorted(groups.items())}
         if len(self.groups) < p:
             raise ValueError(f"PKSampler needs at least p={p} identities, the data has {len(self.groups)}")
+        if not 0 <= rank < world_size or p % world_size:
+            raise ValueError(
+                f"PKSampler: P={p} identities per batch must split evenly over world_size={world_size} "
+                f"ranks (rank {rank})"
+            )
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         """Select the epoch's order; the first `skip` batches are left out (resuming inside an epoch)."""
@@ -68,28 +75,28 @@ class PKSampler(Sampler[list[int]]):
         return [idx[i * self.k : (i + 1) * self.k].tolist() for i in range(n)]
 
     def _batches(self) -> list[list[int]]:
-        """One epoch: passes over the identities until `num_batches` (0 = exactly one pass)."""
-        batches: list[list[int]] = []
+        """One epoch (this rank's share): passes over the identities until `num_batches` (0 = one pass)."""
+        batches: list[list[list[int]]] = []
         rnd = 0
         while True:
             batches += self._one_pass(np.random.default_rng([self.seed, self.epoch, rnd]))
             rnd += 1
-            if not self.num_batches or len(batches) >= self.num_batches * self.world_size:
+            if not self.num_batches or len(batches) >= self.num_batches:
                 break
         if self.num_batches:
-            batches = batches[: self.num_batches * self.world_size]
-        return batches[self.rank :: self.world_size]
+            batches = batches[: self.num_batches]
+        share = self.p // self.world_size
+        mine = slice(self.rank * share, (self.rank + 1) * share)
+        return [[i for chunk in b[mine] for i in chunk] for b in batches]
 
-    def _one_pass(self, rng: np.random.Generator) -> list[list[int]]:
+    def _one_pass(self, rng: np.random.Generator) -> list[list[list[int]]]:
+        """Global batches, each a list of P chunks (one identity's images each)."""
         chunks = {pid: self._chunks(ix, rng) for pid, ix in self.groups.items()}
-        batches: list[list[int]] = []
+        batches: list[list[list[int]]] = []
         available = [pid for pid, c in chunks.items() if c]
         while len(available) >= self.p:
             chosen = rng.choice(len(available), size=self.p, replace=False)
-            batch: list[int] = []
-            for j in chosen:
-                batch.extend(chunks[available[j]].pop())
-            batches.append(batch)
+            batches.append([chunks[available[j]].pop() for j in chosen])
             available = [pid for pid in available if chunks[pid]]
         return batches
 

@@ -1,4 +1,8 @@
-"""fit(): the whole training loop on one screen. Callbacks are plain functions of an event dict."""
+"""fit(): the whole training loop on one screen. Callbacks are plain functions of an event dict.
+
+Under torchrun (`engine.distributed`), every rank runs this loop on its share of each batch; the method is
+wrapped in DistributedDataParallel (gradients averaged over ranks), and only rank 0 writes checkpoints,
+metrics and validation results."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 
 import torch
 
+from reidkit.engine import distributed
 from reidkit.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from reidkit.types import Batch, EpochContext, Features, Record
 from reidkit.utils import atomic_write
@@ -37,11 +42,13 @@ class _Metrics:
     """Appends one JSON object per line to metrics.jsonl (and TensorBoard when asked); a fresh run
     (`append=False`) starts a new file and new TensorBoard events, a resumed one continues the old."""
 
-    def __init__(self, out_dir: Path, tensorboard: bool, append: bool) -> None:
-        self.path = out_dir / "metrics.jsonl"
+    def __init__(self, out_dir: Path, tensorboard: bool, append: bool, enabled: bool = True) -> None:
+        self.path, self.enabled = out_dir / "metrics.jsonl", enabled
+        self.tb = None
+        if not enabled:  # a rank other than 0: rank 0 writes
+            return
         if not append:
             self.path.unlink(missing_ok=True)
-        self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency
 
@@ -54,7 +61,7 @@ class _Metrics:
     def drop_after(self, step: int) -> None:
         """Forget rows past `step`: a killed run logged them after its last checkpoint, and the resumed run
         logs those steps again."""
-        if not self.path.is_file():
+        if not self.enabled or not self.path.is_file():
             return
         lines = self.path.read_text().splitlines()
         keep = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
@@ -63,6 +70,8 @@ class _Metrics:
                 fh.write("".join(line + "\n" for line in keep))
 
     def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         if self.tb is not None:
@@ -108,11 +117,13 @@ def fit(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     method.to(device)
+    main = distributed.is_main()  # rank 0 (or the only process) writes checkpoints, metrics, validation
+    step_fn = _ddp_training_step(method, device) if distributed.active() else method.training_step
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     extra_opts: list[torch.optim.Optimizer] = list(method.extra_optimizers())
     resumed = will_resume(out_dir, resume)
-    metrics = _Metrics(out_dir, tensorboard, append=resumed)
+    metrics = _Metrics(out_dir, tensorboard, append=resumed, enabled=main)
     records = list(records)
     all_records = list(records)  # what on_epoch_start sees; `records` becomes the relabelled subset
 
@@ -131,12 +142,22 @@ def fit(
         start_epoch, skip, step, best = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"], ckpt["best"]
         metrics.drop_after(step)
         records = list(ckpt["records"])
-        restored_rng = ckpt["rng"]
+        rngs = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        if len(rngs) != distributed.world_size():
+            raise ValueError(
+                f"{out_dir / 'last.pt'}: written by {len(rngs)} process(es); resume it with the same number "
+                f"(this run has {distributed.world_size()})"
+            )
+        restored_rng = rngs[distributed.rank()]
         log.info("resumed from %s: epoch %d, batch %d, step %d", out_dir / "last.pt", start_epoch, skip, step)
     elif resume:
         log.info("resume asked but %s does not exist: starting fresh", out_dir / "last.pt")
 
-    def checkpoint(path: Path, epoch: int, batch_in_epoch: int) -> None:
+    def checkpoint(path: Path, epoch: int, batch_in_epoch: int, all_ranks: bool = True) -> None:
+        # every rank's RNG state goes into last.pt (a collective: all ranks call this): each resumes exactly
+        rngs = distributed.all_gather_object(rng_state()) if all_ranks else [rng_state()]
+        if not main:
+            return
         save_checkpoint(
             path,
             {
@@ -145,7 +166,8 @@ def fit(
                 "extra_optimizers": [o.state_dict() for o in extra_opts],
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng": rng_state(),
+                "rng": rngs[0],
+                **({"rng_ranks": rngs} if len(rngs) > 1 else {}),
                 "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch,
                 "step": step,
@@ -169,15 +191,21 @@ def fit(
         score = last_eval.get(select_metric)
         if score is not None and not math.isnan(score) and (best is None or score > best):
             best = score
-            checkpoint(out_dir / "best.pt", epoch + 1, 0)
+            checkpoint(out_dir / "best.pt", epoch + 1, 0, all_ranks=False)
+
+    def validate_on_main(epoch: int) -> None:  # the other ranks wait
+        if main:
+            validate(epoch)
+        distributed.barrier()
 
     if evaluate is not None and not resumed and eval_every:
-        validate(-1)  # the start itself (epoch 0 in the log): what training has to beat on validation
+        validate_on_main(-1)  # the start itself (epoch 0 in the log): what training has to beat on validation
 
+    epoch_extract = None if extract is None else distributed.sharded(extract)  # all ranks' features
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for epoch in range(start_epoch, epochs):
         if skip == 0:
-            new = method.on_epoch_start(EpochContext(epoch, epochs, all_records, device, extract))
+            new = method.on_epoch_start(EpochContext(epoch, epochs, all_records, device, epoch_extract))
             if new is not None:
                 records = list(new)
         loader = make_loader(records, epoch, skip)
@@ -193,7 +221,7 @@ def fit(
         for i, batch in enumerate(loader, start=skip):
             batch = batch.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
-                out = method.training_step(batch)
+                out = step_fn(batch)
             loss = out["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch} batch {i}: loss is {loss.item()} ({_fmt(out)})")
@@ -215,6 +243,7 @@ def fit(
             step += 1
             n_batches += 1
             parts = {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
+            parts = distributed.mean_over_ranks(parts, device)  # the logged losses are the mean over ranks
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             lr = optimizer.param_groups[0]["lr"]
@@ -235,12 +264,42 @@ def fit(
         log.info("epoch %d/%d %s", epoch + 1, epochs, _fmt(avg))
         is_last = epoch + 1 == epochs
         if evaluate is not None and ((eval_every and (epoch + 1) % eval_every == 0) or is_last):
-            validate(epoch)
+            validate_on_main(epoch)
         emit({"event": "epoch_end", "epoch": epoch, **avg, **last_eval})
         checkpoint(out_dir / "last.pt", epoch + 1, 0)
-    if evaluate is None or not (out_dir / "best.pt").exists():
-        checkpoint(out_dir / "best.pt", epochs, 0)  # no validation: the last model is the selected one
+    if main and (evaluate is None or not (out_dir / "best.pt").exists()):
+        checkpoint(
+            out_dir / "best.pt", epochs, 0, all_ranks=False
+        )  # no validation: the last model is selected
+    distributed.barrier()
     return FitResult(epochs - start_epoch, step, best, last_eval, stopped_early=False)
+
+
+class _TrainingStep(torch.nn.Module):
+    """A method's training_step as `forward`, so DistributedDataParallel can wrap the whole method."""
+
+    def __init__(self, method: torch.nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.method.training_step(batch)
+
+
+def _ddp_training_step(method: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DDP around the method: parameters broadcast from rank 0 once, gradients averaged over the ranks in
+    backward. Buffers are not broadcast: memories and queues are kept equal by the methods themselves."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel).parameters  # the keyword was renamed in torch 2.14
+    no_sync = (
+        {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    )
+    return DistributedDataParallel(
+        _TrainingStep(method), device_ids=[device.index] if device.type == "cuda" else None, **no_sync
+    )
 
 
 def _fmt(d: dict[str, Any]) -> str:

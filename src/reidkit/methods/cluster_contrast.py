@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from reidkit.cluster.ise import SCHEDULES, lambda_schedule, support_samples
 from reidkit.cluster.pseudo_labels import pseudo_labels
 from reidkit.config import ModelConfig
+from reidkit.engine import distributed
 from reidkit.losses.cluster import info_nce, label_preserving
 from reidkit.memory.cluster_memory import UPDATES, ClusterMemory
 from reidkit.methods.base import BuildInputs, Method, constructor_kwargs
@@ -137,11 +138,16 @@ class ClusterContrast(Method):
                 "ClusterContrast.on_epoch_start: the EpochContext needs `extract` (features of records)"
             )
         records = list(ctx.records)
-        feats = _in_record_order(ctx.extract(records), len(records))  # [N, D]
-        dist = jaccard_distance(feats, k1=self.k1, k2=self.k2)  # [N, N] sparse
-        pids = np.asarray([r.pid for r in records])
-        true = pids if len(pids) and (pids >= 0).all() else None  # logging only, never training
-        res = pseudo_labels(feats, dist, records, eps=self.eps, min_samples=self.min_samples, true_pids=true)
+        feats = _in_record_order(ctx.extract(records), len(records))  # [N, D], all ranks' features
+        res = None
+        if distributed.is_main():  # cluster once; every rank trains on rank 0's pseudo-labels
+            dist = jaccard_distance(feats, k1=self.k1, k2=self.k2)  # [N, N] sparse
+            pids = np.asarray([r.pid for r in records])
+            true = pids if len(pids) and (pids >= 0).all() else None  # logging only, never training
+            res = pseudo_labels(
+                feats, dist, records, eps=self.eps, min_samples=self.min_samples, true_pids=true
+            )
+        res = distributed.broadcast_object(res)
         if not res.records:
             raise RuntimeError(
                 f"epoch {ctx.epoch}: DBSCAN (eps={self.eps}, min_samples={self.min_samples}) put all "
@@ -199,8 +205,12 @@ class ClusterContrast(Method):
 
     def after_optimizer_step(self, batch: Batch, out: dict[str, torch.Tensor]) -> None:
         """Momentum update of the memory with this step's (detached) features, then count the step."""
-        with torch.no_grad():
-            self.memory.update(out["_feats"], out["_labels"])
+        with torch.no_grad():  # every rank updates with the features of all ranks: the memories stay equal
+            feats, labels = (
+                distributed.all_gather_cat(out["_feats"]),
+                distributed.all_gather_cat(out["_labels"]),
+            )
+            self.memory.update(feats, labels)
             self.progress[2] += 1
 
     def embedders(self) -> dict[str, Embedder]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from reidkit.config import ModelConfig
 from reidkit.data.text import Vocab, build_vocab, make_word_table
+from reidkit.engine import distributed
 from reidkit.losses.crossmodal import alignment_loss, cross_modal_info_nce
 from reidkit.memory.ema import ema_update, momentum_copy
 from reidkit.memory.queue import FeatureQueue
@@ -219,8 +220,9 @@ class TextReID(Method):
     @torch.no_grad()
     def after_optimizer_step(self, batch: Batch, out: dict[str, torch.Tensor]) -> None:
         """Enqueue this step's keys with their identities, then move the key encoders towards the queries."""
-        self.image_queue.enqueue(out["keys_image"], batch.pids)
-        self.text_queue.enqueue(out["keys_text"], batch.pids)
+        pids = distributed.all_gather_cat(batch.pids)  # keys of all ranks, as MoCo: the queues stay equal
+        self.image_queue.enqueue(distributed.all_gather_cat(out["keys_image"]), pids)
+        self.text_queue.enqueue(distributed.all_gather_cat(out["keys_text"]), pids)
         ema_update(self.image_q, self.image_k, self.m)
         ema_update(self.text_q, self.text_k, self.m)
 

@@ -53,12 +53,18 @@ def test_camera_interleave():
             assert len({cams[i] for i in members}) == 2
 
 
-def test_world_size_partitions_batches():
+def test_ranks_split_each_global_batch_by_identity():
     pids = _pids()
-    whole = list(PKSampler(pids, 2, 4, seed=5, num_batches=10))
-    r0 = list(PKSampler(pids, 2, 4, seed=5, num_batches=5, rank=0, world_size=2))
-    r1 = list(PKSampler(pids, 2, 4, seed=5, num_batches=5, rank=1, world_size=2))
-    assert r0 == whole[0::2] and r1 == whole[1::2]
+    whole = list(PKSampler(pids, 4, 4, seed=5, num_batches=6))
+    ranks = [list(PKSampler(pids, 4, 4, seed=5, num_batches=6, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == len(whole) == 6
+    for step, batch in enumerate(whole):
+        a, b = ranks[0][step], ranks[1][step]
+        assert a + b == batch  # the two halves, in order, are the single-process batch
+        ids_a, ids_b = {pids[i] for i in a}, {pids[i] for i in b}
+        assert len(ids_a) == len(ids_b) == 2 and not ids_a & ids_b
+    with pytest.raises(ValueError, match="split evenly"):
+        PKSampler(pids, 3, 4, rank=0, world_size=2)
 
 
 def test_errors():

@@ -1,0 +1,5 @@
+"""`python -m reidkit` (what `torchrun -m reidkit` starts): the command line."""
+
+from reidkit.cli import main
+
+main()
