@@ -13,8 +13,6 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from reidkit.evaluation.metrics import FINE_GRAINED_KS
-
 console = Console() if sys.stdout.isatty() else Console(width=160)  # wide tables in logs and pipes
 
 
@@ -65,6 +63,8 @@ def progress_bars() -> Progress:
 
 
 def metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    from reidkit.evaluation.metrics import FINE_GRAINED_KS  # here: `reidkit --help` need not import torch
+
     table = Table(title=title)
     order = ["mAP", "mINP", "R1", "R5", "R10", *(f"Recall@{k}" for k in FINE_GRAINED_KS)]
     cols = [c for c in order if any(c in m for m in rows.values())]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 import yaml
 
 from reidkit.utils import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 def _at_least(cfg: Any, section: str, bounds: dict[str, int]) -> None:
@@ -209,6 +212,8 @@ REMOVED_KEYS = {
     "eval.metric": "retrieval always compares L2-normalised features by cosine similarity",
     "eval.centroids": "training always reports the centroid protocols; `reidkit eval --centroids` for eval",
 }
+# their values in configs written before the removal (run folders, checkpoints): dropped when read back
+_REMOVED_DEFAULTS = {"eval.metric": "cosine", "eval.centroids": False}
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -219,8 +224,12 @@ def _build(cls: type, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
-    for k in unknown:
-        if f"{where}.{k}" in REMOVED_KEYS:
+    for k in list(unknown):
+        if _REMOVED_DEFAULTS.get(f"{where}.{k}", object()) == data[k]:  # an older run's resolved config
+            log.debug("%s.%s=%r: removed key at its old default, ignored", where, k, data[k])
+            data = {key: v for key, v in data.items() if key != k}
+            unknown.remove(k)
+        elif f"{where}.{k}" in REMOVED_KEYS:
             raise ConfigError(
                 f"{where}.{k} was removed: {REMOVED_KEYS[f'{where}.{k}']}; delete it from the recipe"
             )

@@ -66,7 +66,11 @@ def prompt_picture(
     step = max(len(split.query) // n, 1)
     recs = list(split.query)[::step][:n]
     loader = eval_loader(
-        recs, eval_transform(cfg), batch_size=cfg.data.test_batch_size, workers=cfg.data.workers
+        recs,
+        eval_transform(cfg),
+        batch_size=cfg.data.test_batch_size,
+        workers=cfg.data.workers,
+        pin_memory=device.type == "cuda",
     )
     batch = next(iter(loader))
     norm = image_norm(cfg.model.backbone)

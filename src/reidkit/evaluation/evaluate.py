@@ -18,6 +18,7 @@ from reidkit.evaluation.metrics import (
     FINE_GRAINED_KS,
     query_stats,
     rank_metrics,
+    recall_at_k,
     report_from_stats,
     resolve_camera_rule,
 )
@@ -176,7 +177,8 @@ def evaluate(
         distmat = _distances(query, query, metric, None, device, cross_modal=False)
         stats = query_stats(distmat, query.pids, query.pids, cross_camera=False, exclude_self=True, ap=ap)
         report = report_from_stats(stats, max(max_rank, max(FINE_GRAINED_KS)))
-        report.recall_at_k = {k: float(report.cmc[k - 1]) for k in FINE_GRAINED_KS}
+        ks = tuple(k for k in FINE_GRAINED_KS if k < len(query))  # Recall@K needs more than K samples
+        report.recall_at_k = recall_at_k(query.feats, query.pids, ks, metric=metric) if ks else {}
         return report
 
     if centroids:

@@ -277,6 +277,10 @@ def build(config: TextReIDConfig, model: ModelConfig, inputs: BuildInputs) -> Te
 
 def caption_vocab(config: TextReIDConfig, records: Sequence[Record]) -> Vocab:
     """The vocabulary of the training captions (every record must carry one)."""
+    if not records:
+        raise ValueError(
+            "textreid builds its vocabulary from the training captions: pass the training records"
+        )
     missing = [r.path for r in records if r.text is None]
     if missing:
         raise ValueError(

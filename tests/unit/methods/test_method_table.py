@@ -84,3 +84,8 @@ def test_frozen_parts_stay_in_eval_mode_and_get_no_gradients():
     before = net.bn.running_mean.clone()
     net.bn(torch.randn(2, 4, 5, 5) + 3.0)
     assert torch.equal(net.bn.running_mean, before)
+
+
+def test_configs_written_before_the_removal_still_load():
+    cfg = from_dict({"eval": {"metric": "cosine", "centroids": False, "every": 3}})  # an older run's config
+    assert cfg.eval.every == 3
