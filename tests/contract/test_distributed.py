@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -119,24 +120,19 @@ def _train_ctl(out: Path, *, max_steps: int = 0, resume: bool = False, epochs: i
 
 
 # --------------------------------------------------------------------------------------------- workers
-def _ctl_worker(rank: int, port: int, out: Path) -> None:
-    _join(rank, port)
+def _ctl_part(rank: int, out: Path) -> None:
     method = _train_ctl(out / "run")
     torch.save(method.state_dict(), out / f"rank{rank}.pt")
-    distributed.shutdown()
 
 
-def _resume_worker(rank: int, port: int, out: Path) -> None:
-    _join(rank, port)
+def _resume_part(rank: int, out: Path) -> None:
     whole = _train_ctl(out / "whole", epochs=2)
     _train_ctl(out / "part", epochs=2, max_steps=4)  # stops inside the second epoch
     resumed = _train_ctl(out / "part", epochs=2, resume=True)
     torch.save({"whole": whole.state_dict(), "resumed": resumed.state_dict()}, out / f"rank{rank}.pt")
-    distributed.shutdown()
 
 
-def _cc_worker(rank: int, port: int, out: Path) -> None:
-    _join(rank, port)
+def _cc_part(rank: int, out: Path) -> None:
     groups = np.repeat(np.arange(6), 6)
     records = [Record(f"u{i}.jpg", -1, i % 2) for i in range(len(groups))]
     images = _images(len(groups), seed=1, groups=groups)
@@ -176,11 +172,9 @@ def _cc_worker(rank: int, port: int, out: Path) -> None:
         {"memory": method.memory.state_dict(), "labels": [[r.pid for r in s] for s in seen]},
         out / f"rank{rank}.pt",
     )
-    distributed.shutdown()
 
 
-def _textreid_worker(rank: int, port: int, out: Path) -> None:
-    _join(rank, port)
+def _textreid_part(rank: int, out: Path) -> None:
     seed_everything(0)
     cfg = TextReIDConfig(gru_hidden=8, embed_dim=16, queue_size=20, momentum=0.9)
     method = build_textreid(cfg, 4, random_word_table(20, 8, seed=5), backbone="resnet18", weights=None)
@@ -204,44 +198,58 @@ def _textreid_worker(rank: int, port: int, out: Path) -> None:
     )
     queues = {k: v for k, v in method.state_dict().items() if "queue" in k}
     torch.save(queues, out / f"rank{rank}.pt")
+
+
+PARTS = {"ctl": _ctl_part, "resume": _resume_part, "cc": _cc_part, "textreid": _textreid_part}
+
+
+def _worker(rank: int, port: int, out: Path) -> None:
+    """One spawn for every check (process start-up and joining cost more than the checks themselves)."""
+    _join(rank, port)
+    for name, part in PARTS.items():
+        (out / name).mkdir(exist_ok=True)
+        part(rank, out / name)
     distributed.shutdown()
 
 
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp")
+    _spawn(_worker, out)
+    return out
+
+
 # --------------------------------------------------------------------------------------------- tests
-def test_two_processes_train_the_parameters_of_one(tmp_path):
-    _spawn(_ctl_worker, tmp_path)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD))
+def test_two_processes_train_the_parameters_of_one(ranks, tmp_path):
+    r0, r1 = (torch.load(ranks / "ctl" / f"rank{r}.pt") for r in range(WORLD))
     single = _train_ctl(tmp_path / "single").state_dict()  # one process, the same global batches
-    moved = 0
+    start, moved = _ctl().state_dict(), 0
     for name, value in single.items():
         assert torch.equal(r0[name], r1[name]), name  # the ranks agree exactly
         torch.testing.assert_close(r0[name], value, rtol=1e-4, atol=1e-5, msg=name)
-        moved += int(not torch.equal(value, _ctl().state_dict()[name]))
+        moved += int(not torch.equal(value, start[name]))
     assert moved > 10
-    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    rows = (ranks / "ctl" / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 3 + 1  # one row per step (rank 0 only) + the epoch row
 
 
-def test_resume_under_ddp_equals_the_uninterrupted_run(tmp_path):
-    _spawn(_resume_worker, tmp_path)
+def test_resume_under_ddp_equals_the_uninterrupted_run(ranks):
     for r in range(WORLD):
-        got = torch.load(tmp_path / f"rank{r}.pt")
+        got = torch.load(ranks / "resume" / f"rank{r}.pt")
         for name, value in got["whole"].items():
             assert torch.equal(got["resumed"][name], value), (r, name)
 
 
-def test_cluster_contrast_labels_and_memory_are_identical_on_every_rank(tmp_path):
-    _spawn(_cc_worker, tmp_path)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD))
+def test_cluster_contrast_labels_and_memory_are_identical_on_every_rank(ranks):
+    r0, r1 = (torch.load(ranks / "cc" / f"rank{r}.pt") for r in range(WORLD))
     assert r0["labels"] == r1["labels"] and len(r0["labels"]) == 2
     assert max(max(s) for s in r0["labels"]) >= 1  # at least two clusters were found
     for name, value in r0["memory"].items():
         assert torch.equal(value, r1["memory"][name]), name
 
 
-def test_textreid_queues_are_identical_on_every_rank(tmp_path):
-    _spawn(_textreid_worker, tmp_path)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD))
+def test_textreid_queues_are_identical_on_every_rank(ranks):
+    r0, r1 = (torch.load(ranks / "textreid" / f"rank{r}.pt") for r in range(WORLD))
     assert len(r0) >= 2
     for name, value in r0.items():
         assert torch.equal(value, r1[name]), name
