@@ -29,9 +29,18 @@ RECIPES = {"ctl": "configs/synthetic/ctl.yaml", "cc": "configs/synthetic/cc.yaml
 
 def run(recipe: str, procs: int, out: Path, overrides: list[str]) -> dict:
     """Train the recipe with `procs` processes; returns per-step losses, final metrics and wall time."""
-    base = [sys.executable, "-m"]
-    launcher = ["torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)] if procs > 1 else []
-    cmd = [*base, *launcher, "reidkit", "train", str(REPO / RECIPES[recipe]), f"train.out_dir={out}"]
+    launcher = (
+        ["torch.distributed.run", "--standalone", "--nproc_per_node", str(procs), "-m"] if procs > 1 else []
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        *launcher,
+        "reidkit",
+        "train",
+        str(REPO / RECIPES[recipe]),
+        f"train.out_dir={out}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // procs))}
     t0 = time.perf_counter()
     subprocess.run(
@@ -40,7 +49,9 @@ def run(recipe: str, procs: int, out: Path, overrides: list[str]) -> dict:
     wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = {r["step"]: r["loss"] for r in rows if r.get("event") == "step"}
-    return {"loss": steps, "test": json.loads((out / "test_metrics.json").read_text()), "wall_s": wall}
+    epochs = [{k: v for k, v in r.items() if k != "time_s"} for r in rows if r.get("event") == "epoch"]
+    test = json.loads((out / "test_metrics.json").read_text())
+    return {"loss": steps, "epochs": epochs, "test": test, "wall_s": wall}
 
 
 def main() -> None:
@@ -66,6 +77,8 @@ def main() -> None:
     )
     for key, r in results.items():
         recipe, procs = key.split("/")
+        if "clusters" in r["epochs"][-1]:
+            print(f"  {key} clusters per epoch: {[int(e['clusters']) for e in r['epochs']]}")
         steps = sorted(r["loss"])
         mid = steps[len(steps) // 2]
         image = r["test"]["image"]
