@@ -153,30 +153,31 @@ def fit(
     elif resume:
         log.info("resume asked but %s does not exist: starting fresh", out_dir / "last.pt")
 
-    def checkpoint(path: Path, epoch: int, batch_in_epoch: int, all_ranks: bool = True) -> None:
-        # every rank's RNG state goes into last.pt (a collective: all ranks call this): each resumes exactly
-        rngs = distributed.all_gather_object(rng_state()) if all_ranks else [rng_state()]
+    def checkpoint(path: Path, epoch: int, batch_in_epoch: int) -> None:
+        """last.pt: everything an exact resume needs, every rank's RNG state included (a collective: all
+        ranks call this)."""
+        rngs = distributed.all_gather_object(rng_state())
         if not main:
             return
         save_checkpoint(
             path,
             {
-                "model": method.state_dict(),
+                **selected(epoch),
                 "optimizer": optimizer.state_dict(),
                 "extra_optimizers": [o.state_dict() for o in extra_opts],
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "rng": rngs[0],
                 **({"rng_ranks": rngs} if len(rngs) > 1 else {}),
-                "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch,
-                "step": step,
-                "best": best,
                 "records": records,
-                "config": config,
-                "metrics": last_eval,
             },
         )
+
+    def selected(epoch: int) -> dict[str, Any]:
+        """best.pt: the model, its config and where it was selected; no optimiser state (a file to keep)."""
+        return {"model": method.state_dict(), "config": config, "epoch": epoch, "step": step, "best": best,
+                "metrics": last_eval}  # fmt: skip
 
     def emit(event: dict[str, Any]) -> None:
         for cb in callbacks:
@@ -191,7 +192,7 @@ def fit(
         score = last_eval.get(select_metric)
         if score is not None and not math.isnan(score) and (best is None or score > best):
             best = score
-            checkpoint(out_dir / "best.pt", epoch + 1, 0, all_ranks=False)
+            save_checkpoint(out_dir / "best.pt", selected(epoch + 1))
 
     def validate_on_main(epoch: int) -> None:  # the other ranks wait
         if main:
@@ -268,9 +269,7 @@ def fit(
         emit({"event": "epoch_end", "epoch": epoch, **avg, **last_eval})
         checkpoint(out_dir / "last.pt", epoch + 1, 0)
     if main and (evaluate is None or not (out_dir / "best.pt").exists()):
-        checkpoint(
-            out_dir / "best.pt", epochs, 0, all_ranks=False
-        )  # no validation: the last model is selected
+        save_checkpoint(out_dir / "best.pt", selected(epochs))  # no validation: the last model is selected
     distributed.barrier()
     return FitResult(epochs - start_epoch, step, best, last_eval, stopped_early=False)
 

@@ -140,3 +140,15 @@ def test_resume_after_a_kill_does_not_repeat_logged_steps(tmp_path):
         ]
 
     assert step_rows(tmp_path / "part") == step_rows(tmp_path / "full")
+
+
+def test_best_holds_the_model_and_config_only_and_last_what_resume_needs(tmp_path):
+    from reidkit.engine.checkpoint import load_checkpoint
+
+    model, _ = _run(tmp_path)
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert set(best) - {"sha256"} == {"model", "config", "epoch", "step", "best", "metrics"}  # + its digest
+    assert {"optimizer", "scheduler", "scaler", "rng", "records", "batch_in_epoch"} <= set(last)
+    for name, value in model.state_dict().items():  # no validation: best is the last model
+        assert torch.equal(best["model"][name], value)
+    assert (tmp_path / "best.pt").stat().st_size < (tmp_path / "last.pt").stat().st_size
