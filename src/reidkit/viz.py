@@ -29,13 +29,17 @@ def ranked_list_grid(
     import matplotlib.pyplot as plt
     from PIL import Image, ImageOps
 
+    from reidkit.data.dataset import upright
+
     rows = len(query_paths)
     k = max((len(r) for r in ranked_gallery_paths), default=0)
     fig, axes = plt.subplots(rows, k + 1, figsize=((k + 1) * 0.9, rows * 1.7), squeeze=False)
 
     def show(ax, path: str, colour: str, label: str) -> None:
         with Image.open(path) as im:
-            im = ImageOps.expand(im.convert("RGB").resize((thumb[1], thumb[0])), border=4, fill=colour)
+            im = ImageOps.expand(
+                upright(im).convert("RGB").resize((thumb[1], thumb[0])), border=4, fill=colour
+            )
         ax.imshow(np.asarray(im))
         ax.set_title(label, fontsize=6)
         ax.axis("off")

@@ -6,17 +6,28 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from reidkit.types import Batch, Record
 
+EXIF_ORIENTATION = 0x0112
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: a phone photo stored sideways with an EXIF orientation tag is
+    turned upright (as browsers show it), so it embeds like its upright twin. No tag: the image itself."""
+    if im.getexif().get(EXIF_ORIENTATION, 1) == 1:
+        return im
+    return ImageOps.exif_transpose(im)
+
 
 def load_image(path: str) -> Image.Image:
-    """Open an image as RGB; errors name the file and what was expected."""
+    """Open an image as RGB, upright (EXIF orientation applied); errors name the file and what was
+    expected."""
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return upright(im).convert("RGB")
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{path}: image file not found") from e
     except (UnidentifiedImageError, OSError) as e:

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reidkit.data.dataset import upright
+
 # Multipart framing (boundaries, part headers) on top of the file bytes that a request may carry.
 _MULTIPART_SLACK = 64 * 1024
 
@@ -103,6 +105,6 @@ def decode_image(data: bytes, max_pixels: int, size: tuple[int, int] | None = No
             if size is not None and img.format == "JPEG":
                 img.draft("RGB", size)
             img.load()
-            return img.convert("RGB")
+            return upright(img).convert("RGB")  # a sideways phone photo, as the browser shows it
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise HTTPException(400, f"uploaded file is not a decodable image ({type(e).__name__}: {e})") from e
