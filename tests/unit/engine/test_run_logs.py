@@ -73,4 +73,5 @@ def test_fresh_run_starts_new_tensorboard_events(tmp_path: Path, monkeypatch: py
     m = _Metrics(tmp_path, tensorboard=True, append=False)
     assert not (tb / "events.out.tfevents.1.host").exists() and (tb / "notes.txt").exists()
     m.write({"event": "step", "step": 3, "loss": torch.tensor(1.5).item()})
-    assert written == [("loss", 1.5, 3)]
+    m.write({"event": "eval", "epoch": 0, "step": 3, "mAP": 0.25})
+    assert written == [("train/loss", 1.5, 3), ("val/mAP", 0.25, 3)]  # train and val curves grouped
