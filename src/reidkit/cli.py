@@ -7,13 +7,14 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from reidkit.cli_datasets import datasets_app, reader_options
 from reidkit.cli_output import ProgressCallback, console, metrics_table, progress_bars, setup_logging
 
 app = typer.Typer(
@@ -21,7 +22,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-datasets_app = typer.Typer(help="Inspect dataset layouts.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 index_app = typer.Typer(help="Build gallery indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
@@ -67,71 +67,6 @@ def synth(
         out, SyntheticConfig(num_ids=ids, seed=seed, num_cameras=cameras), overwrite=overwrite
     )
     console.print(f"wrote synthetic dataset to {path}")
-
-
-@datasets_app.command("list")
-def datasets_list() -> None:
-    """List the dataset layouts reidkit reads."""
-    from reidkit.data.readers import READERS
-
-    table = Table("format", "layout")
-    for name, info in READERS.items():
-        table.add_row(name, info.description)
-    console.print(table)
-
-
-def _stats_table(stats: dict[str, dict[str, Any]]) -> Table:
-    table = Table("part", "ids", "images", "records", "captions", "cameras (camid: images)")
-    for part, s in stats.items():
-        table.add_row(
-            part,
-            str(s["ids"]),
-            str(s["images"]),
-            str(s["records"]),
-            str(s["captions"]),
-            ", ".join(f"{c}: {n}" for c, n in s["cameras"].items()),
-        )
-    return table
-
-
-def _reader_options(option: list[str] | None) -> dict[str, Any]:
-    from reidkit.config import parse_overrides
-
-    return dict(parse_overrides(option or []))
-
-
-@datasets_app.command("stats")
-def datasets_stats(
-    path: Path,
-    format: Annotated[str, typer.Option("--format", "-f", help="Layout name (see `datasets list`).")],
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")
-    ] = None,
-) -> None:
-    """Statistics of a dataset (ids, images, cameras per split, captions), without decoding images."""
-    from reidkit.data.readers import read_split
-
-    setup_logging()
-    split = read_split(format, path, **_reader_options(option))
-    console.print(_stats_table(split.stats()))
-
-
-@datasets_app.command("check")
-def datasets_check(
-    path: Path,
-    format: Annotated[str, typer.Option("--format", "-f", help="Layout name (see `datasets list`).")],
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")
-    ] = None,
-    decode: Annotated[bool, typer.Option(help="Decode every image to find truncated files.")] = True,
-) -> None:
-    """Check a dataset: statistics and every problem found; exits 1 on errors."""
-    from reidkit.data.check import check_dataset, format_report
-
-    setup_logging()
-    result = check_dataset(path, format, decode_images=decode, **_reader_options(option))
-    console.print(format_report(result), markup=False, highlight=False)
-    raise typer.Exit(0 if result.ok else 1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -228,7 +163,7 @@ def _gallery_records(data: Path, format: str, option: list[str] | None) -> list:
     """Gallery records of a dataset: the gallery part (or every record for a flat folder/CSV)."""
     from reidkit.data.readers import read_split
 
-    split = read_split(format, data, **_reader_options(option))
+    split = read_split(format, data, **reader_options(option))
     records = list(split.gallery)
     if split.protocol == "text":  # images only, one per image
         records = [r for r in records if r.text is None]
@@ -274,7 +209,7 @@ def index_build(
             device=resolve_device(device),
             batch_size=batch_size,
             progress=lambda n: progress.advance(task, n),
-            source={"root": str(data.resolve()), "format": format, "options": _reader_options(option)},
+            source={"root": str(data.resolve()), "format": format, "options": reader_options(option)},
             fresh=fresh,
         )
     console.print(f"index: {len(index)} entries ({index.mode}, {index.factory}) -> {out}")
@@ -369,6 +304,21 @@ def viz_ranks(
     dev = resolve_device(device)
     cfg, method = load_run(ckpt, dev)
     console.print(f"wrote {worst_best_picture(method, load_split(cfg.data), cfg, out, n=n, k=k)}")
+
+
+@app.command()
+def plot(
+    run: Annotated[Path, typer.Argument(help="Run folder (holds metrics.jsonl).")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write [default: RUN/curves.png].")] = None,
+) -> None:
+    """Loss and validation curves of a run, from its metrics.jsonl, into a PNG."""
+    from reidkit.viz import read_metrics, training_curves
+
+    setup_logging()
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        raise FileNotFoundError(f"{metrics}: no metrics.jsonl in this run folder")
+    console.print(f"wrote {training_curves(read_metrics(metrics), out or run / 'curves.png')}")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Pictures: ranked-list grids (query + top-k, green = match, red = wrong)."""
+"""Pictures: ranked-list grids (query + top-k, green = match, red = wrong) and training curves."""
 
 from __future__ import annotations
 
@@ -57,6 +57,64 @@ def ranked_list_grid(
     out = Path(out)
     with atomic_write(out, "wb") as fh:
         fig.savefig(fh, format=out.suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
+    log.info("wrote %s", out)
+    return out
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl; a malformed line is an error naming the file and line."""
+    import json
+
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+    return rows
+
+
+def training_curves(rows: Sequence[dict], out: str | Path) -> Path:
+    """Loss curves against the optimiser step (every logged loss part, per step and per-epoch means) and the
+    validation metrics against the step, one PNG: how a run trained, from its metrics.jsonl rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in rows if r.get("event") == "step"]
+    epochs = [r for r in rows if r.get("event") == "epoch"]
+    evals = [r for r in rows if r.get("event") == "eval"]
+    if not steps and not epochs:
+        raise ValueError("metrics.jsonl has no step or epoch rows: nothing to plot")
+    skip = {"event", "epoch", "step", "lr", "time_s"}
+    losses = sorted({k for r in steps + epochs for k, v in r.items() if k not in skip and "loss" in k})
+    val_keys = [k for k in ("mAP", "R1", "mINP") if any(k in r for r in evals)]
+    fig, axes = plt.subplots(1, 2 if val_keys else 1, figsize=(11 if val_keys else 6, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for key in losses:
+        if steps:
+            ax.plot([r["step"] for r in steps if key in r], [r[key] for r in steps if key in r], lw=0.8,
+                    alpha=0.5, label=f"{key} (step)")  # fmt: skip
+        if epochs:
+            ax.plot([r["step"] for r in epochs if key in r], [r[key] for r in epochs if key in r], "o-", ms=3,
+                    label=f"{key} (epoch mean)")  # fmt: skip
+    ax.set(xlabel="optimiser step", ylabel="training loss", title="training")
+    ax.legend(fontsize=7)
+    if val_keys:
+        ax = axes[0, 1]
+        for key in val_keys:
+            ax.plot([r["step"] for r in evals], [r.get(key, np.nan) for r in evals], "o-", ms=3, label=key)
+        ax.set(xlabel="optimiser step", ylabel="validation (held-out training ids)", title="validation")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_write(out, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120)
     plt.close(fig)
     log.info("wrote %s", out)
     return out
