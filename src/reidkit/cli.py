@@ -160,9 +160,12 @@ def quickstart(
 
 
 def _gallery_records(data: Path, format: str, option: list[str] | None) -> list:
-    """Gallery records of a dataset: the gallery part (or every record for a flat folder/CSV)."""
-    from reidkit.data.readers import read_split
+    """Gallery records of a dataset: the gallery part (or every record for a flat folder/CSV); with format
+    "images", every image under the folder (your own photos, unlabelled)."""
+    from reidkit.data.readers import image_records, read_split
 
+    if format == "images":
+        return image_records(data)
     split = read_split(format, data, **reader_options(option))
     records = list(split.gallery)
     if split.protocol == "text":  # images only, one per image
@@ -176,7 +179,7 @@ def index_build(
     data: Annotated[Path, typer.Option(help="Dataset folder (its gallery part is indexed).")],
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     format: Annotated[
-        str, typer.Option("--format", "-f", help="Layout (see `datasets list`).")
+        str, typer.Option("--format", "-f", help="Layout (see `datasets list`), or images (any folder).")
     ] = "market1501",
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Reader option key=value.")
@@ -213,6 +216,30 @@ def index_build(
             fresh=fresh,
         )
     console.print(f"index: {len(index)} entries ({index.mode}, {index.factory}) -> {out}")
+
+
+@app.command()
+def embed(
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint written by `reidkit train`.")],
+    images: Annotated[Path, typer.Option(help="Folder of images (searched recursively).")],
+    out: Annotated[Path, typer.Option(help=".npz to write: feats, paths, model_sha256.")],
+    device: str = "auto",
+    batch_size: int = 256,
+) -> None:
+    """Embed a folder of images with a checkpoint, for your own pipelines."""
+    from reidkit.app.deploy import embed_folder
+    from reidkit.data.readers import image_records
+    from reidkit.utils import resolve_device
+
+    setup_logging()
+    records = image_records(images)
+    with progress_bars() as progress:
+        task = progress.add_task("embedding images", total=len(records), info="")
+        path = embed_folder(
+            ckpt, records, out, device=resolve_device(device), batch_size=batch_size,
+            progress=lambda n: progress.advance(task, n),
+        )  # fmt: skip
+    console.print(f"wrote {path} ({len(records)} images)")
 
 
 @app.command(name="search")

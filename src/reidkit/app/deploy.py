@@ -73,6 +73,35 @@ def build_index(
     return builder.finish()
 
 
+def embed_folder(
+    ckpt: str | Path,
+    records: Sequence[Record],
+    out: str | Path,
+    *,
+    device: torch.device,
+    batch_size: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Embed `records` with a checkpoint's image embedder and write `out` (.npz, atomically): `feats` [N, D]
+    float32 L2-normalised, `paths` [N], `model_sha256`: features for your own pipelines."""
+    cfg, method = load_run(ckpt, device)
+    parts = []
+    for start in range(0, len(records), batch_size):
+        chunk = list(records[start : start + batch_size])
+        parts.append(extract_features(method, chunk, cfg, device).feats)
+        if progress is not None:
+            progress(len(chunk))
+    out = Path(out)
+    with atomic_write(out, "wb") as fh:
+        np.savez(
+            fh,
+            feats=np.concatenate(parts).astype(np.float32),
+            paths=np.asarray([r.path for r in records]),
+            model_sha256=np.asarray(sha256_file(ckpt)),
+        )
+    return out
+
+
 def open_index(
     index_dir: str | Path, ckpt: str | Path, device: torch.device
 ) -> tuple[GalleryIndex, Config, Method]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from reidkit.data.readers._common import DatasetError, absolute
+from reidkit.data.readers._common import DatasetError, absolute, list_images_recursive
 from reidkit.data.readers.aircraft import read_aircraft
 from reidkit.data.readers.cars import read_cars
 from reidkit.data.readers.csv_table import read_csv
@@ -29,9 +29,9 @@ from reidkit.data.readers.msmt17 import read_msmt17
 from reidkit.data.readers.rstpreid import read_rstpreid
 from reidkit.data.readers.veri import read_veri
 from reidkit.data.readers.viper import read_viper
-from reidkit.types import Split
+from reidkit.types import Record, Split
 
-__all__ = ["READERS", "DatasetError", "ReaderInfo", "read_split", "reader_options"]
+__all__ = ["READERS", "DatasetError", "ReaderInfo", "image_records", "read_split", "reader_options"]
 
 
 class ReaderInfo(NamedTuple):
@@ -101,6 +101,18 @@ def read_split(format: str, root: str | Path, **options: Any) -> Split:
     if not path.exists():
         raise DatasetError(f"{path}: does not exist; expected a {format} dataset ({info.description})")
     return info.fn(path, **opts)
+
+
+def image_records(folder: str | Path) -> list[Record]:
+    """Every image under `folder`, recursively, unlabelled (pid -1, camera -1), in path order: your own
+    photos, for indexing or embedding; the file name is what identifies a result."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise DatasetError(f"{path}: not a folder; expected a folder of images (searched recursively)")
+    records = [Record(str(absolute(p)), -1, -1) for p in list_images_recursive(path)]
+    if not records:
+        raise DatasetError(f"{path}: no image files (.jpg, .png, ...) found in it or its subfolders")
+    return records
 
 
 def _lookup(format: str) -> ReaderInfo:
