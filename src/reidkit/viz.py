@@ -20,9 +20,11 @@ def ranked_list_grid(
     out: str | Path,
     *,
     titles: Sequence[str] | None = None,
+    labels: Sequence[Sequence[str]] | None = None,
     thumb: tuple[int, int] = (128, 64),
 ) -> Path:
-    """One row per query: the query (blue border) and its top-k gallery images with green/red borders."""
+    """One row per query: the query (blue border) and its top-k gallery images with green/red borders,
+    each labelled (`labels[i][j]`, e.g. rank, identity and similarity; default: the rank), under a legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +35,7 @@ def ranked_list_grid(
 
     rows = len(query_paths)
     k = max((len(r) for r in ranked_gallery_paths), default=0)
-    fig, axes = plt.subplots(rows, k + 1, figsize=((k + 1) * 0.9, rows * 1.7), squeeze=False)
+    fig, axes = plt.subplots(rows, k + 1, figsize=((k + 1) * 1.1, rows * 1.9 + 0.4), squeeze=False)
 
     def show(ax, path: str, colour: str, label: str) -> None:
         with Image.open(path) as im:
@@ -41,7 +43,7 @@ def ranked_list_grid(
                 upright(im).convert("RGB").resize((thumb[1], thumb[0])), border=4, fill=colour
             )
         ax.imshow(np.asarray(im))
-        ax.set_title(label, fontsize=6)
+        ax.set_title(label, fontsize=7)
         ax.axis("off")
 
     for i, qp in enumerate(query_paths):
@@ -50,10 +52,13 @@ def ranked_list_grid(
             ax = axes[i, j + 1]
             if j < len(ranked_gallery_paths[i]):
                 ok = ranked_matches[i][j]
-                show(ax, ranked_gallery_paths[i][j], "#1a9e3a" if ok else "#d62728", f"{j + 1}")
+                label = labels[i][j] if labels else f"{j + 1}"
+                show(ax, ranked_gallery_paths[i][j], "#1a9e3a" if ok else "#d62728", label)
             else:
                 ax.axis("off")
-    fig.tight_layout()
+    legend = "blue: query    green: same identity    red: another identity"
+    fig.suptitle(legend + ("    label: rank · id · similarity" if labels else "    label: rank"), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the legend line
     out = Path(out)
     with atomic_write(out, "wb") as fh:
         fig.savefig(fh, format=out.suffix.lstrip(".") or "png", dpi=120)

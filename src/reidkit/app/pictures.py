@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from reidkit.config import Config
 from reidkit.data.loaders import eval_loader
 from reidkit.methods import Method
 from reidkit.models.backbones import image_norm
-from reidkit.types import Record, Split
+from reidkit.types import Features, Record, Split
 
 
 def ranked_picture(
@@ -26,24 +27,45 @@ def ranked_picture(
     titles: Sequence[str] | None = None,
 ) -> Path:
     """Ranked lists (query + top-k; same-camera images of the same id removed, as in evaluation)."""
-    from reidkit.evaluation.metrics import resolve_camera_rule
-    from reidkit.viz import ranked_list_grid
-
     device = next(method.parameters()).device
     q = extract_features(method, queries, cfg, device)
     g = extract_features(method, gallery, cfg, device)
-    sim = q.feats @ g.feats.T  # [Q, G]
+    return _ranked_grid(q, g, queries, gallery, out, k, titles)
+
+
+def _ranked_grid(
+    q: Features,
+    g: Features,
+    queries: Sequence[Record],
+    gallery: Sequence[Record],
+    out: Path,
+    k: int,
+    titles: Sequence[str] | None,
+) -> Path:
+    from reidkit.evaluation.metrics import resolve_camera_rule
+    from reidkit.viz import ranked_list_grid
+
+    sim = q.feats @ g.feats.T  # [Q, G] cosine similarity (unit features)
     if resolve_camera_rule(q.camids, g.camids):  # the junk rule of query_stats
         sim[(q.pids[:, None] == g.pids[None, :]) & (q.camids[:, None] == g.camids[None, :])] = -np.inf
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     paths = [[gallery[j].path for j in row] for row in top]
     matches = [[bool(g.pids[j] == q.pids[i]) for j in row] for i, row in enumerate(top)]
-    titles = titles or [f"query id {r.pid}" for r in queries]
-    return ranked_list_grid([r.path for r in queries], paths, matches, out, titles=titles)
+    labels = [
+        [f"{r + 1} · {_who(g.pids[j])} · {sim[i, j]:.2f}" for r, j in enumerate(row)]
+        for i, row in enumerate(top)
+    ]
+    titles = titles or [f"query {_who(r.pid)}" for r in queries]
+    return ranked_list_grid([r.path for r in queries], paths, matches, out, titles=titles, labels=labels)
+
+
+def _who(pid: int) -> str:
+    """How a result's identity reads on a picture: distractors (0) and unlabelled images (-1) by name."""
+    return "distractor" if pid == 0 else "unlabelled" if pid < 0 else f"id {pid}"
 
 
 def worst_best_picture(method: Method, split: Split, cfg: Config, out: Path, n: int = 6, k: int = 10) -> Path:
-    """Ranked lists of the `n` worst and `n` best queries by average precision."""
+    """Ranked lists of the `n` worst and `n` best queries by average precision (features extracted once)."""
     from reidkit.evaluation import query_stats
 
     device = next(method.parameters()).device
@@ -52,9 +74,16 @@ def worst_best_picture(method: Method, split: Split, cfg: Config, out: Path, n: 
     st = query_stats(1.0 - q.feats @ g.feats.T, q.pids, g.pids, q.camids, g.camids)
     order = np.argsort(st.ap, kind="stable")
     picked = [*order[:n], *order[::-1][:n]]
-    rows = [int(st.query_index[i]) for i in picked]
-    titles = [f"{'worst' if j < n else 'best'} AP {st.ap[i]:.2f}" for j, i in enumerate(picked)]
-    return ranked_picture(method, [split.query[r] for r in rows], split.gallery, cfg, out, k, titles)
+    rows = np.asarray([int(st.query_index[i]) for i in picked], dtype=np.int64)
+    titles = [
+        f"{'worst' if j < n else 'best'} AP {st.ap[i]:.2f} · {_who(split.query[int(st.query_index[i])].pid)}"
+        for j, i in enumerate(picked)
+    ]
+    ids = None if q.image_ids is None else q.image_ids[rows]
+    chosen = dataclasses.replace(
+        q, feats=q.feats[rows], pids=q.pids[rows], camids=q.camids[rows], index=rows, image_ids=ids
+    )
+    return _ranked_grid(chosen, g, [split.query[r] for r in rows], split.gallery, out, k, titles)
 
 
 def prompt_picture(
