@@ -195,3 +195,36 @@ def test_non_image_upload_shows_an_error(page: object) -> None:
     bad = {"name": "x.png", "mimeType": "image/png", "buffer": b"not an image"}
     page.set_input_files("#file", files=[bad])
     expect(page.locator("#error")).to_contain_text("not a decodable image")
+
+
+def test_cards_name_the_file_camera_and_distractors(page: object) -> None:
+    from playwright.sync_api import expect
+
+    query = {"name": "q0.png", "mimeType": "image/png", "buffer": png(person(0, 91))}
+    page.select_option("#k", "10")
+    page.set_input_files("#file", files=[query])
+    expect(page.locator(".card")).to_have_count(10)
+    assert card_pids(page)[:4] == [0, 0, 0, 0]  # pid 0: the gallery's distractor identity
+    first = page.locator(".card").first
+    sub, name = first.locator(".sub").inner_text(), first.locator(".name").inner_text()
+    assert sub.startswith("distractor · camera ") and "ID 0" not in sub
+    cam = int(sub.rsplit(" ", 1)[1])
+    assert name == f"0000_c{cam - 1}.png"  # stored camid c, shown as the dataset numbers it (c + 1)
+    link = first.locator("a")
+    assert link.get_attribute("target") == "_blank" and link.get_attribute("href").startswith("/gallery/")
+    assert "ID -1" not in page.inner_text("#grid")
+    assert first.locator(".score").inner_text().startswith("similarity ")
+
+
+def test_a_failed_upload_clears_old_results_and_says_why(page: object) -> None:
+    from playwright.sync_api import expect
+
+    good = {"name": "q.png", "mimeType": "image/png", "buffer": png(person(2, 12))}
+    page.set_input_files("#file", files=[good])
+    expect(page.locator(".card")).to_have_count(10)
+    bad = {"name": "holiday.png", "mimeType": "image/png", "buffer": b"GIF? no: just text"}
+    page.set_input_files("#file", files=[bad])
+    expect(page.locator("#error")).to_contain_text("not a format reidkit reads")
+    expect(page.locator(".card")).to_have_count(0)
+    assert page.inner_text("#summary") == ""
+    assert "BytesIO" not in page.inner_text("body") and "object at 0x" not in page.inner_text("body")

@@ -7,7 +7,7 @@ import io
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reidkit.data.dataset import upright
@@ -106,5 +106,9 @@ def decode_image(data: bytes, max_pixels: int, size: tuple[int, int] | None = No
                 img.draft("RGB", size)
             img.load()
             return upright(img).convert("RGB")  # a sideways phone photo, as the browser shows it
+    except UnidentifiedImageError as e:  # its message holds a Python object's repr: say it in words
+        raise HTTPException(
+            400, "uploaded file is not a decodable image: not a format reidkit reads (JPEG, PNG, WebP, ...)"
+        ) from e
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise HTTPException(400, f"uploaded file is not a decodable image ({type(e).__name__}: {e})") from e

@@ -10,6 +10,17 @@ function showError(message) {
   box.hidden = !message;
 }
 
+function clearResults() {
+  $("grid").replaceChildren();
+  $("summary").textContent = "";
+}
+
+// who a result is: the dataset's identity, "distractor" (pid 0), nothing for unlabelled photos (pid -1)
+function identity(pid) {
+  if (pid === 0) return "distractor";
+  return pid > 0 ? `ID ${pid}` : "";
+}
+
 function topK() {
   return parseInt($("k").value, 10);
 }
@@ -36,8 +47,14 @@ function render(data, label) {
     li.dataset.pid = hit.pid;
     const img = document.createElement("img");
     img.src = hit.image_url;
-    img.alt = `gallery image of ID ${hit.pid}`;
+    img.alt = `gallery image ${hit.name}`;
     img.loading = "lazy";
+    const link = document.createElement("a");  // the full image, in a new tab
+    link.href = hit.image_url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.title = `open ${hit.name}`;
+    link.append(img);
     const rank = document.createElement("span");
     rank.className = "rank";
     rank.textContent = `#${hit.rank}`;
@@ -45,12 +62,17 @@ function render(data, label) {
     meta.className = "meta";
     const score = document.createElement("div");
     score.className = "score";
-    score.textContent = `score ${hit.score.toFixed(3)}`;
+    score.textContent = `similarity ${hit.score.toFixed(3)}`;
+    score.title = "cosine similarity to the query: 1 = the same picture, around 0 = unrelated";
+    const name = document.createElement("div");
+    name.className = "name";
+    name.textContent = hit.name;
     const sub = document.createElement("div");
     sub.className = "sub";
-    const cam = hit.camid >= 0 ? `cam ${hit.camid}` : `${hit.num_images} images`;
-    sub.textContent = `ID ${hit.pid} · ${cam}`;
-    meta.append(score, sub);
+    // cameras are stored from 0; datasets number them from 1 (c1, c2, ...)
+    const cam = hit.camid >= 0 ? `camera ${hit.camid + 1}` : hit.num_images > 1 ? `${hit.num_images} images` : "";
+    sub.textContent = [identity(hit.pid), cam].filter(Boolean).join(" · ");
+    meta.append(score, name, sub);
     if (hit.captions.length) {
       const cap = document.createElement("div");
       cap.className = "caption";
@@ -58,7 +80,7 @@ function render(data, label) {
       cap.title = hit.captions.join("\n");
       meta.append(cap);
     }
-    li.append(img, rank, meta);
+    li.append(link, rank, meta);
     grid.append(li);
   }
 }
@@ -66,10 +88,12 @@ function render(data, label) {
 async function searchImage(file) {
   showError("");
   if (!health || !health.search.image) {
+    clearResults();
     showError("Image search is not available on this server.");
     return;
   }
   if (file.size > health.max_upload_bytes) {
+    clearResults();
     showError(`The file is larger than ${(health.max_upload_bytes / 1048576).toFixed(0)} MB.`);
     return;
   }
@@ -86,6 +110,7 @@ async function searchImage(file) {
     if (!response.ok) throw new Error(await readError(response));
     render(await response.json(), "the photo");
   } catch (err) {
+    clearResults();  // results of an earlier query must not look like this one's
     showError(`Search failed: ${err.message}`);
   } finally {
     $("drop").classList.remove("busy");
@@ -109,6 +134,7 @@ async function searchText(event) {
     if (!response.ok) throw new Error(await readError(response));
     render(await response.json(), `“${text}”`);
   } catch (err) {
+    clearResults();
     showError(`Search failed: ${err.message}`);
   }
 }
