@@ -38,13 +38,15 @@ def load_split(data: DataConfig) -> Split:
 
 
 def synthetic_root(data: DataConfig) -> Path:
-    """The folder of the built-in synthetic set a config reads (written once, then reused)."""
-    from reidkit.data.synthetic import SyntheticConfig, ensure_synthetic
+    """The folder of the built-in synthetic set a config reads: `data.root` itself when it holds a set written
+    by `reidkit synth --out DIR`, else the set for data.synthetic_ids/seed in the cache folder `data.root`
+    (default ~/.cache/reidkit), written once and reused."""
+    from reidkit.data.synthetic import MANIFEST, SyntheticConfig, ensure_synthetic
 
-    return ensure_synthetic(
-        Path(data.root) if data.root else None,
-        SyntheticConfig(num_ids=data.synthetic_ids, seed=data.synthetic_seed),
-    )
+    root = Path(data.root).expanduser() if data.root else None
+    if root is not None and (root / MANIFEST).is_file():
+        return root
+    return ensure_synthetic(root, SyntheticConfig(num_ids=data.synthetic_ids, seed=data.synthetic_seed))
 
 
 def eval_transform(cfg: Config) -> Callable[[Image.Image], torch.Tensor]:
