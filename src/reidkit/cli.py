@@ -249,6 +249,7 @@ def search_cmd(
     image: Annotated[Path | None, typer.Option(help="Query image.")] = None,
     text: Annotated[str | None, typer.Option(help="Query sentence (text models).")] = None,
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
+    rerank: Annotated[bool, typer.Option(help="k-reciprocal re-ranking of image queries.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     device: str = "auto",
 ) -> None:
@@ -259,7 +260,11 @@ def search_cmd(
     setup_logging()
     dev = resolve_device(device)
     gi, cfg, method = open_index(index, ckpt, dev)
-    hits = search(gi, cfg, method, dev, image=image, text=text, k=k)
+    from reidkit.app.build import rerank_options
+
+    hits = search(
+        gi, cfg, method, dev, image=image, text=text, k=k, rerank=rerank_options(cfg) if rerank else None
+    )
     if as_json:
         console.print_json(json.dumps(hits))
         return
@@ -279,10 +284,12 @@ def serve(
     port: int = 8000,
     device: str = "auto",
     workers: Annotated[int, typer.Option(help="Threads running the model and search.")] = 2,
+    rerank: Annotated[bool, typer.Option(help="k-reciprocal re-ranking of image queries.")] = False,
 ) -> None:
     """Serve the search web page and JSON API over an index (needs the `serve` extra)."""
     import uvicorn
 
+    from reidkit.app.build import rerank_options
     from reidkit.app.deploy import embed_image_fn, embed_text_fn, open_index
     from reidkit.serve.app import create_app
     from reidkit.utils import resolve_device
@@ -297,6 +304,7 @@ def serve(
         workers=workers,
         max_pixels=16 * cfg.data.height * cfg.data.width,  # 16x the model's input area
         decode_size=(cfg.data.width, cfg.data.height),
+        rerank=rerank_options(cfg) if rerank else None,
     )
     uvicorn.run(app_, host=host, port=port)
 

@@ -72,3 +72,18 @@ def test_a_folder_without_images_is_named(tmp_path, tiny_run):
         app, ["embed", "--ckpt", str(tiny_run / "best.pt"), "--images", str(tmp_path), "--out", "x.npz"]
     )
     assert res.exit_code != 0 and "no image files" in str(res.exception)
+
+
+def test_search_with_rerank(photos, tiny_run, tmp_path):
+    idx = tmp_path / "idx"
+    ckpt = str(tiny_run / "best.pt")
+    build = ["index", "build", "--ckpt", ckpt, "--data", str(photos), "--format", "images", "--out", str(idx)]
+    assert runner.invoke(app, build).exit_code == 0
+    query = ["search", "--index", str(idx), "--ckpt", ckpt, "--image", str(photos / "upright.png"), "-k", "5"]
+    plain = json.loads(runner.invoke(app, [*query, "--json"]).output)
+    res = runner.invoke(app, [*query, "--rerank", "--json"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    hits = json.loads(res.output)
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+    assert {h["path"].rsplit("/", 1)[-1] for h in hits[:2]} == {"upright.png", "twin.png"}  # still first
+    assert len({h["id"] for h in hits}) == 5 and {h["id"] for h in hits[:2]} == {h["id"] for h in plain[:2]}

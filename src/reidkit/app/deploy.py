@@ -144,8 +144,10 @@ def search(
     image: str | Path | None = None,
     text: str | None = None,
     k: int = 10,
+    rerank: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Top-k gallery entries for one query image or one sentence."""
+    """Top-k gallery entries for one query image or one sentence; `rerank` (k1, k2, lambda_value) re-ranks
+    image queries by k-reciprocal encoding among the top candidates."""
     if (image is None) == (text is None):
         raise ValueError("search needs exactly one of image or text")
     if image is not None:
@@ -159,7 +161,9 @@ def search(
                 f"this checkpoint's method ({cfg.method.name}) has no text encoder; search by image"
             )
         vec = fn(text or "")
-    hits = index.query(np.asarray(vec, dtype=np.float32)[None, :], k)[0]
+    hits = index.query(np.asarray(vec, dtype=np.float32)[None, :], k, rerank if image is not None else None)[
+        0
+    ]
     return [h.as_dict() for h in hits]
 
 

@@ -104,6 +104,14 @@ class ExactIndex:
             ids[s : s + step, :kk] = self._ids[top]
         return scores, ids
 
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors [M, D] of `ids` (each must be in the index)."""
+        pos = {int(i): n for n, i in enumerate(self._ids)}
+        missing = [int(i) for i in ids if int(i) not in pos]
+        if missing:
+            raise KeyError(f"ids not in the index: {missing[:5]}")
+        return self._vecs[[pos[int(i)] for i in ids]]
+
     def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the stored (normalised) vectors [N, D] and their ids [N]."""
         return self._vecs.copy(), self._ids.copy()

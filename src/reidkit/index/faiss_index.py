@@ -183,6 +183,16 @@ class FaissIndex:
         ids[missing] = -1
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors [M, D] of `ids` (approximate for PQ codes); IVF builds its id map once."""
+        inner = self._inner()
+        if isinstance(inner, faiss.IndexIVF) and inner.direct_map.type == faiss.DirectMap.NoMap:
+            inner.make_direct_map()
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        for n, i in enumerate(ids):
+            out[n] = self._index.reconstruct(int(i))
+        return out
+
     def save(self, path: Path) -> None:
         """Write the faiss index (readable by `faiss.read_index`) to `path` atomically."""
         data = faiss.serialize_index(self._index)  # uint8 [bytes]

@@ -27,6 +27,7 @@ from reidkit.index.folder import (
     write_manifest,
 )
 from reidkit.index.metadata import Entry, read_metadata, write_metadata
+from reidkit.index.rerank import reranked_search
 from reidkit.types import Features, Record
 
 logger = logging.getLogger(__name__)
@@ -262,9 +263,16 @@ class GalleryIndex:
         """Top-k entries per query: (scores [Q, k], entry ids [Q, k]), -inf / -1 where fewer than k exist."""
         return self._ready_index().search(vecs, k)
 
-    def query(self, vecs: np.ndarray, k: int) -> list[list[SearchHit]]:
-        """Like `search`, with each result's metadata; missing results are left out."""
-        scores, ids = self.search(vecs, check_k(k))  # [Q, k], [Q, k]
+    def query(self, vecs: np.ndarray, k: int, rerank: dict[str, Any] | None = None) -> list[list[SearchHit]]:
+        """Like `search`, with each result's metadata; missing results are left out. `rerank` (k1, k2,
+        lambda_value; {} = defaults): k-reciprocal re-ranking of the top `RERANK_POOL` candidates at query
+        time (`index.rerank`; the order changes, the scores shown stay the cosine similarities)."""
+        if rerank is None:
+            scores, ids = self.search(vecs, check_k(k))  # [Q, k], [Q, k]
+        else:
+            scores, ids = reranked_search(
+                self.search, self._ready_index().reconstruct, vecs, check_k(k), rerank
+            )
         return [
             [
                 SearchHit(r + 1, float(s), self._entries[int(i)])

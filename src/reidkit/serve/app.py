@@ -159,12 +159,13 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     decode_size: tuple[int, int] | None = None,
     image_root: str | Path | None = None,
+    rerank: dict[str, Any] | None = None,
 ) -> FastAPI:
     """Build the search app over a loaded `index`; relative gallery paths are resolved against `image_root`.
 
     A search kind whose embedder is None answers 501. `workers` bounds the threads running models and search.
     `max_pixels` bounds what an upload may decode to; `decode_size` (the model's input w, h) lets JPEGs
-    decode at a reduced scale.
+    decode at a reduced scale. `rerank` (k-reciprocal options): image queries are re-ranked at query time.
     """
     if workers < 1 or max_k < 1 or max_upload_bytes < 1:
         raise ValueError("workers, max_k and max_upload_bytes must be positive")
@@ -230,7 +231,7 @@ def create_app(
         assert embed_image is not None
         img = decode_image(data, max_pixels, decode_size)
         vec = _query_vector(embed_image(img), index.dim, "embed_image")
-        return index.query(vec, k)[0]
+        return index.query(vec, k, rerank)[0]
 
     def search_text(text: str, k: int) -> list[SearchHit]:
         assert embed_text is not None

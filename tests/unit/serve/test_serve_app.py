@@ -490,3 +490,14 @@ def test_jpeg_decodes_at_a_reduced_scale_when_the_model_size_is_known() -> None:
     small = decode_image(data, max_pixels=4_000_000, size=(128, 256))
     assert full.size == (1024, 2048) and small.size[0] >= 128 and small.size[1] >= 256
     assert small.size[0] * small.size[1] < full.size[0] * full.size[1] // 4
+
+
+def test_service_rerank_option_orders_image_results_like_the_index(index: GalleryIndex) -> None:
+    options = {"k1": 4, "k2": 2, "lambda_value": 0.3}
+    img = person(2, seed=999)
+    with TestClient(create_app(index, embed_image=embed_image, rerank=options)) as c:
+        response = upload(c, png_bytes(img), k=6)
+    assert response.status_code == 200
+    got = [r["id"] for r in response.json()["results"]]
+    want = [h.entry.id for h in index.query(embed_image(img)[None, :], 6, options)[0]]
+    assert got == want and len(got) == 6
