@@ -50,9 +50,11 @@ def _train(
     cfg: Config, callbacks: Sequence[Callback], world: distributed.World, device: torch.device
 ) -> dict[str, Any]:
     seed_everything(cfg.train.seed)
+    amp = cfg.optim.amp and device.type == "cuda"  # the loop's rule: mixed precision on CUDA only
     log.info(
-        "device %s, world size %d (backend %s), %d torch threads",
+        "device %s, dtype %s, world size %d (backend %s), %d torch threads",
         device,
+        "float16 autocast (AMP)" if amp else "float32",
         world.size,
         world.backend,
         torch.get_num_threads(),
