@@ -65,7 +65,11 @@ def _train(
     out_dir.mkdir(parents=True, exist_ok=True)
     if world.rank == 0:
         dump(cfg, out_dir / "config.yaml")
+    if world.rank > 0:  # rank 0 reads (or, for the synthetic set, writes) the data first
+        distributed.barrier()
     split = load_split(cfg.data)
+    if world.rank == 0 and world.size > 1:
+        distributed.barrier()
     train_recs = limit_per_id(split.train, cfg.data.few_shot, cfg.train.seed)
     val_q: list[Record] = []
     val_g: list[Record] = []
