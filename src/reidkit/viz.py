@@ -5,12 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from reidkit.utils import atomic_write
 
 log = logging.getLogger(__name__)
+
+
+def save_figure(fig: Any, out: str | Path, dpi: int) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix, PNG by default) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    with atomic_write(out, "wb") as fh:
+        fig.savefig(fh, format=out.suffix.lstrip(".") or "png", dpi=dpi)
+    plt.close(fig)
+    log.info("wrote %s", out)
+    return out
 
 
 def ranked_list_grid(
@@ -59,12 +72,7 @@ def ranked_list_grid(
     legend = "blue: query    green: same identity    red: another identity"
     fig.suptitle(legend + ("    label: rank · id · similarity" if labels else "    label: rank"), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the legend line
-    out = Path(out)
-    with atomic_write(out, "wb") as fh:
-        fig.savefig(fh, format=out.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    log.info("wrote %s", out)
-    return out
+    return save_figure(fig, out, dpi=120)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -117,9 +125,4 @@ def training_curves(rows: Sequence[dict], out: str | Path) -> Path:
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out = Path(out)
-    with atomic_write(out, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=120)
-    plt.close(fig)
-    log.info("wrote %s", out)
-    return out
+    return save_figure(fig, out, dpi=120)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from reidkit.utils import atomic_write
+from reidkit.viz import save_figure
 
 if TYPE_CHECKING:
     from reidkit.methods.frpt import FRPT
@@ -78,12 +78,7 @@ def spp_figure(
         for a in ax:
             a.axis("off")
     fig.tight_layout()
-    out = Path(out)
-    with atomic_write(out, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
-    plt.close(fig)
-    log.info("wrote SPP picture %s", out)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def write_spp_picture(

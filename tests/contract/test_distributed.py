@@ -88,6 +88,13 @@ def _loader(records: list[Record], images: torch.Tensor, p: int, k: int, steps: 
     return make
 
 
+def _fit(method, records, make, out: Path, epochs: int, **kw) -> None:
+    """fit() on the CPU without a scheduler (SGD at lr 0.01 unless an optimizer is given)."""
+    opt = kw.pop("optimizer", None) or torch.optim.SGD(method.param_groups(0.01, 0.0), lr=0.01)
+    fit(method, records, make, optimizer=opt, scheduler=None, epochs=epochs, device=torch.device("cpu"),
+        out_dir=out, **kw)  # fmt: skip
+
+
 def _ctl() -> CTL:
     """CTL with frozen BatchNorm and no BNNeck (train-mode BN over a rank's sub-batch is the one thing DDP
     cannot reproduce without SyncBatchNorm), CE + center loss: losses that average over the batch."""
@@ -103,18 +110,8 @@ def _train_ctl(out: Path, *, max_steps: int = 0, resume: bool = False, epochs: i
     method = _ctl()
     opt = torch.optim.Adam(method.param_groups(1e-3, 5e-4))
     make = _loader(CTL_RECORDS, _images(24), p=4, k=2, steps=3)
-    fit(
-        method,
-        CTL_RECORDS,
-        make,
-        optimizer=opt,
-        scheduler=None,
-        epochs=epochs,
-        device=torch.device("cpu"),
-        out_dir=out,
-        log_every=1,
-        max_steps=max_steps,
-        resume=resume,
+    _fit(
+        method, CTL_RECORDS, make, out, epochs, optimizer=opt, log_every=1, max_steps=max_steps, resume=resume
     )
     return method
 
@@ -155,19 +152,7 @@ def _cc_part(rank: int, out: Path) -> None:
         seen.append(list(recs))
         return _loader(records, images, p=2, k=2, steps=2)(recs, epoch, skip)
 
-    opt = torch.optim.SGD(method.param_groups(0.01, 0.0), lr=0.01)
-    fit(
-        method,
-        records,
-        make,
-        optimizer=opt,
-        scheduler=None,
-        epochs=2,
-        device=torch.device("cpu"),
-        out_dir=out / "run",
-        log_every=0,
-        extract=extract,
-    )
+    _fit(method, records, make, out / "run", epochs=2, log_every=0, extract=extract)
     torch.save(
         {"memory": method.memory.state_dict(), "labels": [[r.pid for r in s] for s in seen]},
         out / f"rank{rank}.pt",
@@ -184,18 +169,7 @@ def _textreid_part(rank: int, out: Path) -> None:
     tokens = torch.randint(2, 20, (16, 6), generator=g)
     tokens[torch.arange(6)[None, :] >= lengths[:, None]] = 0
     make = _loader(records, _images(16), p=4, k=2, steps=3, tokens=(tokens, lengths))
-    opt = torch.optim.SGD(method.param_groups(0.01, 0.0), lr=0.01)
-    fit(
-        method,
-        records,
-        make,
-        optimizer=opt,
-        scheduler=None,
-        epochs=1,
-        device=torch.device("cpu"),
-        out_dir=out / "run",
-        log_every=0,
-    )
+    _fit(method, records, make, out / "run", epochs=1, log_every=0)
     queues = {k: v for k, v in method.state_dict().items() if "queue" in k}
     torch.save(queues, out / f"rank{rank}.pt")
 
