@@ -268,11 +268,11 @@ def search_cmd(
     if as_json:
         console.print_json(json.dumps(hits))
         return
-    table = Table("rank", "score", "id", "pid", "camid", "path")
+    table = Table("rank", "similarity", "identity", "camera", "path")
     for i, h in enumerate(hits, 1):
-        table.add_row(
-            str(i), f"{h['score']:.4f}", str(h["id"]), str(h["pid"]), str(h["camid"]), str(h["path"])
-        )
+        who = "distractor" if h["pid"] == 0 else str(h["pid"]) if h["pid"] > 0 else "-"  # -1: unlabelled
+        cam = str(h["camid"] + 1) if h["camid"] >= 0 else "-"  # as the dataset numbers it
+        table.add_row(str(i), f"{h['score']:.4f}", who, cam, str(h["path"]))
     console.print(table)
 
 

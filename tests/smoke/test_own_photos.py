@@ -87,3 +87,16 @@ def test_search_with_rerank(photos, tiny_run, tmp_path):
     assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
     assert {h["path"].rsplit("/", 1)[-1] for h in hits[:2]} == {"upright.png", "twin.png"}  # still first
     assert len({h["id"] for h in hits}) == 5 and {h["id"] for h in hits[:2]} == {h["id"] for h in plain[:2]}
+
+
+def test_the_results_table_names_no_placeholder_identity(photos, tiny_run, tmp_path):
+    idx = tmp_path / "idx"
+    ckpt = str(tiny_run / "best.pt")
+    build = ["index", "build", "--ckpt", ckpt, "--data", str(photos), "--format", "images", "--out", str(idx)]
+    assert runner.invoke(app, build).exit_code == 0
+    res = runner.invoke(
+        app, ["search", "--index", str(idx), "--ckpt", ckpt, "--image", str(photos / "upright.png")]
+    )
+    assert res.exit_code == 0 and "similarity" in res.output
+    rows = [line for line in res.output.splitlines() if "upright.png" in line or "twin.png" in line]
+    assert rows and all(" -1 " not in row for row in rows)  # unlabelled: "-", not -1

@@ -67,6 +67,7 @@ function render(data, label) {
     const name = document.createElement("div");
     name.className = "name";
     name.textContent = hit.name;
+    name.title = hit.name;  // the whole name when it is cut short
     const sub = document.createElement("div");
     sub.className = "sub";
     // cameras are stored from 0; datasets number them from 1 (c1, c2, ...)
