@@ -55,9 +55,15 @@ def eval_transform(cfg: Config) -> Callable[[Image.Image], torch.Tensor]:
 
 
 def extract_features(
-    method: Method, records: Sequence[Record], cfg: Config, device: torch.device, modality: str = "image"
+    method: Method,
+    records: Sequence[Record],
+    cfg: Config,
+    device: torch.device,
+    modality: str = "image",
+    workers: int | None = None,
 ) -> Features:
-    """Features of `records` with the method's embedder for `modality` ("image", or "text": captions)."""
+    """Features of `records` with the method's embedder for `modality` ("image", or "text": captions);
+    `workers` overrides data.workers (0 for a few hundred images: starting workers costs more)."""
     data, pin = cfg.data, device.type == "cuda"
     if modality == "text":
         tokenizer = method.tokenizer()
@@ -69,7 +75,7 @@ def extract_features(
             records,
             eval_transform(cfg),
             batch_size=data.test_batch_size,
-            workers=data.workers,
+            workers=data.workers if workers is None else workers,
             pin_memory=pin,
         )
     return extract(method.embedders()[modality], loader, device)

@@ -28,8 +28,8 @@ def ranked_picture(
 ) -> Path:
     """Ranked lists (query + top-k; same-camera images of the same id removed, as in evaluation)."""
     device = next(method.parameters()).device
-    q = extract_features(method, queries, cfg, device)
-    g = extract_features(method, gallery, cfg, device)
+    q = extract_features(method, queries, cfg, device, workers=_workers(queries, cfg))
+    g = extract_features(method, gallery, cfg, device, workers=_workers(gallery, cfg))
     return _ranked_grid(q, g, queries, gallery, out, k, titles)
 
 
@@ -59,6 +59,12 @@ def _ranked_grid(
     return ranked_list_grid([r.path for r in queries], paths, matches, out, titles=titles, labels=labels)
 
 
+def _workers(records: Sequence[Record], cfg: Config) -> int:
+    """Loader workers for a picture's extraction: none below a few thousand images (worker start-up, about
+    a second each, costs more than decoding in the main process)."""
+    return cfg.data.workers if len(records) > 3000 else 0
+
+
 def _who(pid: int) -> str:
     """How a result's identity reads on a picture: distractors (0) and unlabelled images (-1) by name."""
     return "distractor" if pid == 0 else "unlabelled" if pid < 0 else f"id {pid}"
@@ -69,8 +75,8 @@ def worst_best_picture(method: Method, split: Split, cfg: Config, out: Path, n: 
     from reidkit.evaluation import query_stats
 
     device = next(method.parameters()).device
-    q = extract_features(method, split.query, cfg, device)
-    g = extract_features(method, split.gallery, cfg, device)
+    q = extract_features(method, split.query, cfg, device, workers=_workers(split.query, cfg))
+    g = extract_features(method, split.gallery, cfg, device, workers=_workers(split.gallery, cfg))
     st = query_stats(1.0 - q.feats @ g.feats.T, q.pids, g.pids, q.camids, g.camids)
     order = np.argsort(st.ap, kind="stable")
     picked = [*order[:n], *order[::-1][:n]]
