@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from reidkit.recipe_paths import absolute_overrides, recipe_relative
 from reidkit.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -351,45 +352,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
                 raise ConfigError(f"{path}: not valid UTF-8 YAML ({e})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        data = _recipe_relative(loaded or {}, path)
+        data = recipe_relative(loaded or {}, path)
     try:
-        return from_dict(data, _absolute_overrides(list(overrides or [])))
+        return from_dict(data, absolute_overrides(list(overrides or [])))
     except ConfigError as e:
         raise ConfigError(f"{path or '<defaults>'}: {e}") from None
-
-
-PATH_KEYS = (("data", "root"), ("model", "weights"))  # the config values that name files or folders
-
-
-def _recipe_relative(data: dict[str, Any], recipe: Path) -> dict[str, Any]:
-    """Relative `data.root` / `model.weights` in a recipe file, resolved against the repository root when the
-    recipe lives in a `configs/` folder (the recipes here), else against the recipe's own folder: the same
-    recipe works from any current directory. A path found only relative to the current directory (configs
-    written by earlier versions) is taken from there."""
-    base = next((p.parent for p in recipe.resolve().parents if p.name == "configs"), recipe.resolve().parent)
-    out = copy.deepcopy(data)
-    for section, key in PATH_KEYS:
-        value = out.get(section, {}).get(key) if isinstance(out.get(section), dict) else None
-        if isinstance(value, str) and value != "imagenet" and not Path(value).expanduser().is_absolute():
-            here = base / value
-            out[section][key] = str(
-                Path(value).absolute() if not here.exists() and Path(value).exists() else here
-            )
-    return out
-
-
-def _absolute_overrides(overrides: list[str]) -> list[str]:
-    """Command-line `data.root=` / `model.weights=` relative to the current directory, made absolute: the run
-    folder's config.yaml then works from anywhere."""
-    keys = {f"{s}.{k}" for s, k in PATH_KEYS}
-    out = []
-    for o in overrides:
-        key, _, value = o.partition("=")
-        if key.strip() in keys and value and value not in ("imagenet", "null", "~", "None"):
-            if not Path(value).expanduser().is_absolute():
-                o = f"{key}={Path(value).expanduser().absolute()}"
-        out.append(o)
-    return out
 
 
 def dump(cfg: Config, path: str | Path) -> None:

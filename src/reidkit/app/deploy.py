@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from reidkit.engine.checkpoint import load_checkpoint
 from reidkit.index import GalleryIndex, IndexBuilder, dataset_identity
 from reidkit.methods import Method
 from reidkit.models.embedder import ImageEmbedder
-from reidkit.types import Record
+from reidkit.types import Features, Record
 from reidkit.utils import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,25 @@ def build_index(
     todo = builder.pending(records)
     if progress is not None and len(todo) < len(records):
         progress(len(records) - len(todo))
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        feats = extract_features(method, chunk, cfg, device)
+    for chunk, feats in _embedded_chunks(method, cfg, todo, device, batch_size, progress):
         builder.add(feats, chunk)
+    return builder.finish()
+
+
+def _embedded_chunks(
+    method: Method,
+    cfg: Config,
+    records: Sequence[Record],
+    device: torch.device,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+) -> Iterator[tuple[list[Record], Features]]:
+    """(records, their image features) per `batch_size` records, reporting progress after each."""
+    for start in range(0, len(records), batch_size):
+        chunk = list(records[start : start + batch_size])
+        yield chunk, extract_features(method, chunk, cfg, device)
         if progress is not None:
             progress(len(chunk))
-    return builder.finish()
 
 
 def embed_folder(
@@ -85,12 +97,7 @@ def embed_folder(
     """Embed `records` with a checkpoint's image embedder and write `out` (.npz, atomically): `feats` [N, D]
     float32 L2-normalised, `paths` [N], `model_sha256`: features for your own pipelines."""
     cfg, method = load_run(ckpt, device)
-    parts = []
-    for start in range(0, len(records), batch_size):
-        chunk = list(records[start : start + batch_size])
-        parts.append(extract_features(method, chunk, cfg, device).feats)
-        if progress is not None:
-            progress(len(chunk))
+    parts = [f.feats for _, f in _embedded_chunks(method, cfg, records, device, batch_size, progress)]
     out = Path(out)
     with atomic_write(out, "wb") as fh:
         np.savez(

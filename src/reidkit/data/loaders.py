@@ -31,14 +31,10 @@ def eval_loader(
 ) -> DataLoader:
     """Batches of `records` in order: images (`transform`), or captions only (`transform=None` with a
     `tokenizer`), or both."""
-    if tokenizer is None:
-        if transform is None:
-            raise ValueError("eval_loader needs a transform (images) or a tokenizer (captions)")
-        dataset: ImageDataset = ImageDataset(records, transform)
-    else:
-        dataset = ImageTextDataset(records, transform, tokenizer)
+    if tokenizer is None and transform is None:
+        raise ValueError("eval_loader needs a transform (images) or a tokenizer (captions)")
     return DataLoader(
-        dataset,
+        _dataset(records, transform, tokenizer),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -115,13 +111,8 @@ def train_loader_factory(
             rank=rank,
             world_size=world_size,
         )
-        dataset = (
-            ImageDataset(records, transform)
-            if tokenizer is None
-            else ImageTextDataset(records, transform, tokenizer)
-        )
         loader = DataLoader(
-            dataset,
+            _dataset(records, transform, tokenizer),
             batch_sampler=sampler,
             num_workers=workers,
             collate_fn=collate,
@@ -131,6 +122,17 @@ def train_loader_factory(
         return SkipFirst(loader, replay) if replay else loader
 
     return make
+
+
+def _dataset(
+    records: Sequence[Record], transform: Transform | None, tokenizer: Tokenizer | None
+) -> ImageDataset:
+    """Images only, or images and captions when there is a tokenizer."""
+    return (
+        ImageDataset(records, transform)
+        if tokenizer is None
+        else ImageTextDataset(records, transform, tokenizer)
+    )
 
 
 class SkipFirst:
