@@ -36,6 +36,9 @@ def _at_least(cfg: Any, section: str, bounds: dict[str, int]) -> None:
 
 
 BATCH_SCOPES = ("global", "per_rank")
+CROPS = ("pad", "random_resized")
+SAMPLERS = ("pk", "cluster_contrast")
+TEXT_RERANKS = ("kreciprocal", "topk_overlap")
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 
 
@@ -53,7 +56,17 @@ class DataConfig:
     flip: float = 0.5
     pad: int = 10
     erasing: float = 0.5
-    color_jitter: float = 0.0
+    color_jitter: float = 0.0  # brightness, contrast and saturation strength (0 = no colour jitter)
+    color_jitter_p: float = 1.0  # probability the jitter is applied to an image
+    color_jitter_hue: float | None = None  # None = color_jitter / 2
+    # pad: resize to height x width, pad + random crop (ReID); random_resized: resize to `resize` x `resize`,
+    # then a random-resized crop (scale 0.16-1, ratio 3/4-4/3) to height x width; test: the centre crop
+    # (fine-grained retrieval, FRPT's reference)
+    crop: str = "pad"
+    resize: int = 0  # crop=random_resized: the square side images are resized to before cropping
+    # training batches: pk = P ids x K images, each id's images split into K-chunks, no image repeated;
+    # cluster_contrast = the reference's: every id once per pass with K images drawn with replacement
+    sampler: str = "pk"
     workers: int = 2
     test_batch_size: int = 128
     val_ids: int = 0  # identities carved from *training* ids for model selection (0 = none)
@@ -63,7 +76,17 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _at_least(self, "data", {"height": 1, "width": 1, "p": 1, "k": 1, "workers": 0, "test_batch_size": 1})
-        _at_least(self, "data", {"val_ids": 0, "few_shot": 0, "pad": 0})
+        _at_least(self, "data", {"val_ids": 0, "few_shot": 0, "pad": 0, "resize": 0})
+        if self.crop not in CROPS:
+            raise ConfigError(f"data.crop: {self.crop!r}; valid: {list(CROPS)}")
+        if self.crop == "random_resized" and self.resize < max(self.height, self.width):
+            raise ConfigError(
+                f"data.resize: crop=random_resized needs resize >= height and width, got {self.resize}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"data.sampler: {self.sampler!r}; valid: {list(SAMPLERS)}")
+        if not 0.0 <= self.color_jitter_p <= 1.0:
+            raise ConfigError(f"data.color_jitter_p: expected a number in [0, 1], got {self.color_jitter_p}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +145,16 @@ class EvalConfig:
     rerank_k1: int = 20  # k-reciprocal re-ranking: k1, k2, lambda (Zhong et al.'s defaults)
     rerank_k2: int = 6
     rerank_lambda: float = 0.3
+    # text->image re-ranking: kreciprocal = the image one (k1, k2, lambda above) on the joint set;
+    # topk_overlap = TextReID's: cosine + weight x Jaccard overlap of top-k neighbour sets
+    text_rerank: str = "kreciprocal"
+    text_rerank_topk: int = 5
+    text_rerank_weight: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.text_rerank not in TEXT_RERANKS:
+            raise ConfigError(f"eval.text_rerank: {self.text_rerank!r}; valid: {list(TEXT_RERANKS)}")
+        _at_least(self, "eval", {"text_rerank_topk": 1})
 
 
 @dataclass(frozen=True)

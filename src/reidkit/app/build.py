@@ -51,7 +51,10 @@ def synthetic_root(data: DataConfig) -> Path:
 
 def eval_transform(cfg: Config) -> Callable[[Image.Image], torch.Tensor]:
     """The test-time transform the model was trained with (size and the backbone's normalisation)."""
-    return build_transforms((cfg.data.height, cfg.data.width), train=False, **image_norm(cfg.model.backbone))
+    d = cfg.data
+    return build_transforms(
+        (d.height, d.width), train=False, crop=d.crop, resize=d.resize, **image_norm(cfg.model.backbone)
+    )
 
 
 def extract_features(
@@ -99,6 +102,10 @@ def train_loaders(
         flip=data.flip,
         erasing=data.erasing,
         color_jitter=data.color_jitter,
+        color_jitter_p=data.color_jitter_p,
+        color_jitter_hue=data.color_jitter_hue,
+        crop=data.crop,
+        resize=data.resize,
         **image_norm(cfg.model.backbone),
     )
     return train_loader_factory(

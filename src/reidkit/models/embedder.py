@@ -24,7 +24,7 @@ class ImageEmbedder:
         was_training = self.model.training
         self.model.eval()
         dev = images.device
-        # channels-last input: convolutions (depthwise ones most) run ~1.6x faster on CPU, and on CUDA under AMP
+        # channels-last input: convolutions (depthwise most) run ~1.6x faster on CPU, and on CUDA under AMP
         images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, enabled=self.amp and dev.type == "cuda"):
             f = self.model(images)[self.key].float()  # [N, D]
