@@ -42,7 +42,13 @@ def test_train_then_eval(tiny_run):
     assert res.exit_code == 0, res.output + repr(res.exception)
     start = res.output.index("{")
     rows = json.loads(res.output[start:])
-    assert set(rows) == {"image", "centroid", "centroid_camera_aware", "image_rerank"}
+    assert set(rows) == {
+        "image",
+        "centroid",
+        "centroid_camera_aware",
+        "centroid_camera_aware_reference",
+        "image_rerank",
+    }
     # the eval CLI recomputes exactly what training reported for the same (last) checkpoint
     assert rows["image"]["mAP"] == pytest.approx(metrics["image"]["mAP"], abs=1e-6)
 

@@ -73,3 +73,38 @@ def camera_aware_centroid_distances(
     rows = np.flatnonzero(valid)
     distmat[rows, col[rows]] = own_d[rows]
     return distmat, pids.astype(np.int64), valid
+
+
+def camera_aware_reference_centroids(
+    query: Features, gallery: Features
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The centroid gallery of centroids-reid's camera-aware protocol, with its camera-index bug fixed:
+    (centroids [C, D] unit rows, pids [C], camera values [M], members [C, M] bool).
+
+    For every pid that has query images, and for each distinct camera c of those queries (ascending), one
+    centroid of that pid's gallery images taken by cameras other than c, carrying the set of cameras it used;
+    a camera set already made for the pid is not repeated, and c is skipped if the pid has no gallery image
+    from another camera. Pids without a query (distractors, junk, gallery-only ids) get no centroid. The
+    reference reads the gallery cameras at gallery positions of the concatenated query+gallery array (the
+    query's cameras); here they are the gallery's own. Centroid = mean of L2-normalised features,
+    re-normalised (the reference averages the raw features; the two agree for unit features).
+    """
+    feats = F.normalize(as_float_tensor(gallery.feats, "gallery.feats"), dim=1).to(torch.float64)
+    cams = np.unique(gallery.camids)  # [M]
+    rows, pids, members = [], [], []
+    q_cams_of = {int(p): np.unique(query.camids[query.pids == p]) for p in np.unique(query.pids)}
+    for pid in np.unique(gallery.pids):
+        for c in q_cams_of.get(int(pid), ()):
+            sel = np.flatnonzero((gallery.pids == pid) & (gallery.camids != c))
+            if sel.size == 0:
+                continue
+            used = np.isin(cams, gallery.camids[sel])
+            if any(p == pid and np.array_equal(m, used) for p, m in zip(pids, members, strict=True)):
+                continue
+            rows.append(feats[torch.as_tensor(sel, device=feats.device)].mean(0))
+            pids.append(int(pid))
+            members.append(used)
+    if not rows:
+        raise ValueError("camera_aware_reference: no queried pid has gallery images from other cameras")
+    cent = F.normalize(torch.stack(rows), dim=1).to(torch.float32).cpu().numpy()
+    return cent, np.asarray(pids, dtype=np.int64), cams.astype(np.int64), np.stack(members)

@@ -11,11 +11,16 @@ import logging
 import numpy as np
 import torch
 
-from reidkit.evaluation.centroids import camera_aware_centroid_distances, centroid_gallery
+from reidkit.evaluation.centroids import (
+    camera_aware_centroid_distances,
+    camera_aware_reference_centroids,
+    centroid_gallery,
+)
 from reidkit.evaluation.distance import METRICS, pairwise_distance
 from reidkit.evaluation.metrics import (
     CMC_PROTOCOLS,
     FINE_GRAINED_KS,
+    QueryStats,
     query_stats,
     rank_metrics,
     recall_at_k,
@@ -31,6 +36,9 @@ log = logging.getLogger(__name__)
 EVAL_PROTOCOLS = ("reid", "text", "fine_grained")  # what `evaluate(protocol=...)` accepts
 RERANK_KEYS = ("k1", "k2", "lambda_value")
 TEXT_KS = (1, 5, 10)
+# centroids=: none, one per pid (True / "pid"), ours camera-aware ("camera"), centroids-reid's camera-aware
+CENTROID_MODES = (False, True, "pid", "camera", "camera_aware_reference")
+_STAT_FIELDS = ("query_index", "first_rank", "ap", "inp")
 
 
 def _check_rerank(rerank: dict | None) -> dict | None:
@@ -122,6 +130,27 @@ def text_to_image_metrics(
     return report
 
 
+def _camera_aware_reference_stats(query: Features, gallery: Features, metric: str, ap: str) -> QueryStats:
+    """Per-query stats against camera_aware_reference_centroids: a centroid is junk for a query of its pid
+    when it used the query's camera. Run once per query camera, with the centroids' camera set to that
+    camera where they used it, so query_stats' same-pid same-camera rule removes exactly those."""
+    cent, c_pids, cams, members = camera_aware_reference_centroids(query, gallery)
+    none = np.full(len(c_pids), -1, dtype=np.int64)
+    cg = Features(feats=cent, pids=c_pids, camids=none, index=none.copy())
+    distmat = _distances(query, cg, metric, None, None, cross_modal=False)
+    parts = []
+    for c in np.unique(query.camids):
+        rows = np.flatnonzero(query.camids == c)
+        used_c = members[:, cams == c].any(axis=1)  # [C] centroid used camera c
+        g_cam = np.where(used_c, c, c + 1)
+        st = query_stats(distmat[rows], query.pids[rows], c_pids, query.camids[rows], g_cam, ap=ap)
+        st.query_index = rows[st.query_index]
+        parts.append(st)
+    order = np.argsort(np.concatenate([p.query_index for p in parts]), kind="stable")
+    cat = {k: np.concatenate([getattr(p, k) for p in parts])[order] for k in _STAT_FIELDS}
+    return QueryStats(**cat, num_queries=len(query))
+
+
 def evaluate(
     query: Features,
     gallery: Features,
@@ -141,9 +170,12 @@ def evaluate(
       centroids=False: every gallery image; True / "pid": one centroid per pid (mean of L2-normalised
       features, re-normalised; the centroid mixes cameras, so no camera rule); "camera": the query's own
       pid is the centroid of its gallery images from other cameras only, every other pid the centroid of
-      all its images (see camera_aware_centroid_distances). Centroid modes L2-normalise the queries.
+      all its images (see camera_aware_centroid_distances); "camera_aware_reference": centroids-reid's
+      definition (camera_aware_reference_centroids: per queried pid and query camera, a centroid of the pid's
+      gallery images from the other cameras; a query drops its pid's centroids that used its camera; pids
+      without queries, such as distractors, have no centroid). Centroid modes L2-normalise the queries.
       `rerank`: k_reciprocal_rerank options ({} = defaults) on the query and the (centroid) gallery, with
-      L2-normalised features when metric is cosine; not available with centroids="camera".
+      L2-normalised features when metric is cosine; not available with the camera-aware modes.
       `cmc_protocol`: "standard" (CMC over every kept gallery image) or "cuhk03" (single-gallery-shot CMC:
       one random gallery image per identity, averaged over 10 seeded draws; mAP/mINP keep the full list;
       see rank_metrics). "cuhk03" needs centroids=False.
@@ -155,8 +187,9 @@ def evaluate(
     if protocol not in EVAL_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(EVAL_PROTOCOLS)}")
     rerank = _check_rerank(rerank)
-    if centroids not in (False, True, "pid", "camera"):
-        raise ValueError(f"unknown centroids mode {centroids!r}; valid: False, True, 'pid', 'camera'")
+    if centroids not in CENTROID_MODES:
+        valid = ", ".join(map(repr, CENTROID_MODES))
+        raise ValueError(f"unknown centroids mode {centroids!r}; valid: {valid}")
     if protocol != "reid" and centroids:
         raise ValueError(f"centroids are defined for the reid protocol only, not {protocol!r}")
     if cmc_protocol not in CMC_PROTOCOLS:
@@ -183,6 +216,10 @@ def evaluate(
 
     if centroids:
         query = _unit(query)  # the centroid protocol compares unit vectors on both sides
+    if centroids == "camera_aware_reference":
+        if rerank is not None:
+            raise ValueError("re-ranking with camera-aware centroids is not supported; use centroids=True")
+        return report_from_stats(_camera_aware_reference_stats(query, gallery, metric, ap), max_rank)
     if centroids == "camera" and resolve_camera_rule(query.camids, gallery.camids):
         if rerank is not None:
             raise ValueError(

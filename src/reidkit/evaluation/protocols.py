@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from reidkit.evaluation.evaluate import evaluate
+from reidkit.evaluation.metrics import resolve_camera_rule
 from reidkit.types import Features, Record, Split
 
 FeaturesOf = Callable[[Sequence[Record]], Features]
@@ -37,6 +38,10 @@ def split_metrics(
     if centroids:
         out["centroid"] = evaluate(q, g, centroids=True).as_dict()
         out["centroid_camera_aware"] = evaluate(q, g, centroids="camera").as_dict()
+        if resolve_camera_rule(q.camids, g.camids):  # cameras known: centroids-reid's definition too
+            out["centroid_camera_aware_reference"] = evaluate(
+                q, g, centroids="camera_aware_reference"
+            ).as_dict()
     if rerank is not None:
         out["image_rerank"] = evaluate(q, g, rerank=rerank).as_dict()
     return out
