@@ -33,6 +33,7 @@ SETS = {
 }
 
 CC_START = "configs/cuhk03_detected/cc_osnet.yaml"
+OSNET = REPO.parent / "shared" / "weights" / "osnet_x0_25_msmt17" / "osnet_x0_25_msmt17_torchreid_layout.pth"
 
 
 def untrained(name: str, data: Path, recipe: str | None = None) -> dict:
@@ -46,7 +47,8 @@ def untrained(name: str, data: Path, recipe: str | None = None) -> dict:
     return {"image": evaluate(q, g).as_dict(), "centroid": evaluate(q, g, centroids=True).as_dict()}
 
 
-def osnet_msmt17(name: str, data: Path, weights: Path) -> dict:
+def osnet_features(name: str, data: Path, weights: Path) -> tuple[Features, Features]:
+    """(query, gallery) features of a test split with the OSNet x0.25 MSMT17 ReID weights, 256x128."""
     from reidkit.models.backbones import make_osnet_reid
 
     model = make_osnet_reid("osnet_x0_25", weights).eval()
@@ -64,22 +66,18 @@ def osnet_msmt17(name: str, data: Path, weights: Path) -> dict:
             torch.cat(out).numpy(), torch.cat(p).numpy(), torch.cat(c).numpy(), np.arange(len(recs))
         )
 
-    q, g = feats(split.query), feats(split.gallery)
+    return feats(split.query), feats(split.gallery)
+
+
+def osnet_msmt17(name: str, data: Path, weights: Path) -> dict:
+    q, g = osnet_features(name, data, weights)
     return {"image": evaluate(q, g).as_dict(), "centroid": evaluate(q, g, centroids=True).as_dict()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument(
-        "--weights",
-        type=Path,
-        default=REPO.parent
-        / "shared"
-        / "weights"
-        / "osnet_x0_25_msmt17"
-        / "osnet_x0_25_msmt17_torchreid_layout.pth",
-    )
+    ap.add_argument("--weights", type=Path, default=OSNET)
     ap.add_argument("--only", choices=sorted(SETS), default=None)
     args = ap.parse_args()
     rows = []
