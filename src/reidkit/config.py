@@ -116,6 +116,7 @@ class OptimConfig:
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    nesterov: bool = True  # sgd: Nesterov momentum (fast-reid's default); false = plain momentum
     epochs: int = 120
     iters_per_epoch: int = 0  # 0 = one pass of the sampler
     warmup_epochs: int = 10

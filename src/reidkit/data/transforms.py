@@ -51,6 +51,8 @@ def build_transforms(
         ops.append(jitter if color_jitter_p >= 1.0 else T.RandomApply([jitter], p=color_jitter_p))
     ops += [T.ToTensor(), T.Normalize(mean, std)]
     if train and erasing > 0:
-        # value 0 after normalisation = the dataset-mean pixel, as in the ReID random-erasing recipe
+        # torchvision's erasing, area 0.02-0.33, filled with 0 = the mean pixel after normalisation; the ReID
+        # references' own (area up to 0.4, the raw means written into the normalised tensor) differs:
+        # docs/deviations.md
         ops.append(T.RandomErasing(p=erasing, value=0))
     return T.Compose(ops)

@@ -44,6 +44,7 @@ def build_optimizer(
     lr: float = 3.5e-4,
     weight_decay: float = 5e-4,
     momentum: float = 0.9,
+    nesterov: bool = True,
 ) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD over the method's parameter groups (frozen parts are absent from the groups)."""
     if name == "adam":
@@ -52,6 +53,6 @@ def build_optimizer(
         return torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(
-            param_groups, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True
+            param_groups, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov
         )
     raise ValueError(f"unknown optimizer {name!r}; valid: adam, adamw, sgd")
