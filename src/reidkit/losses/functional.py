@@ -86,6 +86,29 @@ def cross_entropy_label_smooth(
     return F.cross_entropy(logits, labels, label_smoothing=epsilon)
 
 
+def cross_entropy_smooth_others(
+    logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.1
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy with the mass spread over the wrong classes only (fast-reid's
+    `cross_entropy_loss`, used by FRPT's reference code): q = 1 - epsilon on the label and epsilon / (C - 1)
+    on each other class, loss = mean_i sum_c -q_ic log softmax(logits_i)_c. The uniform form above gives the
+    label 1 - epsilon + epsilon / C instead. logits [B, C] (C >= 2), labels [B] long -> scalar."""
+    if logits.dim() != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"cross_entropy_smooth_others: expected logits [B, C] and labels [B], got {tuple(logits.shape)}, "
+            f"{tuple(labels.shape)}"
+        )
+    num_classes = logits.shape[1]
+    if num_classes < 2:
+        raise ValueError(f"cross_entropy_smooth_others: needs at least 2 classes, got {num_classes}")
+    if not 0.0 <= epsilon < 1.0:
+        raise ValueError(f"cross_entropy_smooth_others: epsilon must be in [0, 1), got {epsilon}")
+    log_p = F.log_softmax(logits, dim=1)  # [B, C]
+    picked = log_p.gather(1, labels[:, None])[:, 0]  # [B]: log p of the label
+    others = log_p.sum(dim=1) - picked  # [B]: sum of log p over the C - 1 wrong classes
+    return -((1.0 - epsilon) * picked + epsilon / (num_classes - 1) * others).mean()
+
+
 def center_loss(feats: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """Center loss as in the BoT strong-baseline code: L = (1/B) sum_i ||f_i - c_{y_i}||^2 (squared Euclidean,
     no 1/2 factor). feats [B, D], labels [B] in [0, C), centers [C, D] -> scalar."""

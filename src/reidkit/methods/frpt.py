@@ -7,6 +7,11 @@ categories. Variants, same code path and head:
   frpt          SPP + CAH, backbone frozen            no_spp   CAH only, backbone frozen
   linear_probe  head + classifier, backbone frozen    no_cah   SPP only, backbone frozen
   finetune      whole backbone trained with CE (backbone lr x `backbone_lr_scale`)
+  official      the reference code's architecture (Pual2013/FRPT), backbone frozen: its prompt reads the
+                third stage (ResNet layer3) and is a 1x1 conv + softmax on a 31 x 31 grid
+                (`SaliencySamplerPrompt`), its head is SE (r = 1) + 1x1 and 3x3 conv-BN-ReLU
+                (`ReferenceAwarenessHead`); the paper-text knobs spp_* (but spp_lr_scale) and cah_reduction
+                do not apply. Its recipe also sets last_stride 1 and label_smoothing_style "others".
 The prompt trains at lr x `spp_lr_scale`.
 Batches: CE only, so plain shuffled or P x K batches both work. Retrieval uses `bn_feat`, L2-normalised.
 """
@@ -14,6 +19,7 @@ Batches: CE only, so plain shuffled or P x K batches both work. Retrieval uses `
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,16 +34,24 @@ from reidkit.models.freeze import KeepsFrozen
 from reidkit.models.heads import EmbeddingHead
 from reidkit.models.prompts import (
     STEMS,
+    THIRD_STAGES,
     CategoryAwarenessHead,
+    ReferenceAwarenessHead,
+    SaliencySamplerPrompt,
     StructurePerturbationPrompt,
     first_block_channels,
     first_block_features,
+    third_stage_channels,
+    third_stage_features,
 )
 from reidkit.types import Batch, Embedder
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("frpt", "linear_probe", "finetune", "no_spp", "no_cah")
+VARIANTS = ("frpt", "linear_probe", "finetune", "no_spp", "no_cah", "official")
+# uniform: torch's epsilon / C on every class (the label gets 1 - epsilon + epsilon / C); others: the label
+# gets 1 - epsilon, each wrong class epsilon / (C - 1) (fast-reid's cross_entropy_loss, FRPT's reference code)
+SMOOTHING_STYLES = ("uniform", "others")
 
 
 @dataclass(frozen=True)
@@ -45,8 +59,9 @@ class FRPTConfig:
     """FRPT and its baselines; every field except `name` is a keyword of `FRPT.__init__` (defaults here)."""
 
     name: str = "frpt"
-    variant: str = "frpt"  # frpt | linear_probe | finetune | no_spp | no_cah
+    variant: str = "frpt"  # frpt | linear_probe | finetune | no_spp | no_cah | official
     label_smoothing: float = 0.1
+    label_smoothing_style: str = "uniform"  # uniform | others (SMOOTHING_STYLES)
     cah_reduction: int = 8  # SE reduction r of the awareness head
     spp_hidden: int = 32  # channels of the content-parsing branch
     spp_kernel: int = 7  # taps per side of the content-aware kernel
@@ -60,6 +75,11 @@ class FRPTConfig:
         if self.variant not in VARIANTS:
             raise ConfigError(
                 f"method.variant: unknown FRPT variant {self.variant!r}; valid: {list(VARIANTS)}"
+            )
+        if self.label_smoothing_style not in SMOOTHING_STYLES:
+            raise ConfigError(
+                f"method.label_smoothing_style: {self.label_smoothing_style!r}; "
+                f"valid: {list(SMOOTHING_STYLES)}"
             )
 
 
@@ -78,6 +98,7 @@ class FRPT(KeepsFrozen, Method):
         pooling: str = "gem",
         neck: bool = True,
         label_smoothing: float = FRPTConfig.label_smoothing,
+        label_smoothing_style: str = FRPTConfig.label_smoothing_style,
         cah_reduction: int = FRPTConfig.cah_reduction,
         spp_hidden: int = FRPTConfig.spp_hidden,
         spp_kernel: int = FRPTConfig.spp_kernel,
@@ -90,18 +111,33 @@ class FRPT(KeepsFrozen, Method):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown FRPT variant {variant!r}; valid: {list(VARIANTS)}")
+        if label_smoothing_style not in SMOOTHING_STYLES:
+            raise ValueError(
+                f"unknown label_smoothing_style {label_smoothing_style!r}; valid: {list(SMOOTHING_STYLES)}"
+            )
         if num_classes <= 0:
             raise ValueError(
                 f"FRPT needs num_classes > 0 (a classifier over training categories), got {num_classes}"
             )
         self.variant, self.backbone_name, self.dim = variant, backbone_name, dim
         self.eps, self.lr_scales = label_smoothing, {"backbone.": backbone_lr_scale, "spp.": spp_lr_scale}
+        self.smoothing_style = label_smoothing_style
         self.backbone = backbone
         self.frozen = variant != "finetune"
         if self.frozen:
             self.keep_frozen(self.backbone)
-        self.spp: StructurePerturbationPrompt | None = None
-        if variant in ("frpt", "no_cah"):
+        self.spp: StructurePerturbationPrompt | SaliencySamplerPrompt | None = None
+        # what the prompt reads: (backbone name, backbone, images) -> feature map
+        self.prompt_features: Callable[[str, nn.Module, torch.Tensor], torch.Tensor] = first_block_features
+        if variant == "official":
+            if backbone_name not in THIRD_STAGES:
+                raise ValueError(
+                    f"FRPT official's prompt needs the third stage's features, but backbone "
+                    f"{backbone_name!r} has no third-stage split (valid: {sorted(THIRD_STAGES)})"
+                )
+            self.prompt_features = third_stage_features
+            self.spp = SaliencySamplerPrompt(third_stage_channels(backbone_name, backbone))
+        elif variant in ("frpt", "no_cah"):
             if backbone_name not in STEMS:
                 raise ValueError(
                     f"FRPT's SPP needs the first block's features, but backbone {backbone_name!r} has no "
@@ -115,7 +151,11 @@ class FRPT(KeepsFrozen, Method):
                 spp_sigma,
                 spp_logit_bound,
             )
-        self.cah = CategoryAwarenessHead(dim, cah_reduction) if variant in ("frpt", "no_spp") else None
+        self.cah: CategoryAwarenessHead | ReferenceAwarenessHead | None = None
+        if variant == "official":
+            self.cah = ReferenceAwarenessHead(dim, reduction=1)
+        elif variant in ("frpt", "no_spp"):
+            self.cah = CategoryAwarenessHead(dim, cah_reduction)
         self.head = EmbeddingHead(dim, num_classes, pooling=pooling, neck=neck)
         trainable, total = self.trainable_parameters()
         log.info(
@@ -132,9 +172,9 @@ class FRPT(KeepsFrozen, Method):
         {"images" [B, 3, H, W], "attention" [B, h, w], "grid" [B, H, W, 2]}."""
         if self.spp is None:
             raise ValueError(f"FRPT variant {self.variant!r} has no structure perturbation prompt")
-        with torch.no_grad():  # the frozen first block: the prompt's parameters come after it
-            low = first_block_features(self.backbone_name, self.backbone, images)  # [B, C1, H/4, W/4]
-        return self.spp(images, low)
+        with torch.no_grad():  # the frozen backbone's first block (official: up to its third stage)
+            feats = self.prompt_features(self.backbone_name, self.backbone, images)  # [B, C, H/4 | H/16, ..]
+        return self.spp(images, feats)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"feat" [B, D], "bn_feat" [B, D], "logits" [B, C]} (+ "attention" [B, h, w] with the SPP)."""
@@ -153,7 +193,10 @@ class FRPT(KeepsFrozen, Method):
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         out = self(batch.images)
-        ce = LF.cross_entropy_label_smooth(out["logits"].float(), batch.pids, epsilon=self.eps)
+        if self.smoothing_style == "others":
+            ce = LF.cross_entropy_smooth_others(out["logits"].float(), batch.pids, epsilon=self.eps)
+        else:
+            ce = LF.cross_entropy_label_smooth(out["logits"].float(), batch.pids, epsilon=self.eps)
         parts = {"ce": ce.detach()}
         with torch.no_grad():
             parts["acc"] = (out["logits"].argmax(1) == batch.pids).float().mean()

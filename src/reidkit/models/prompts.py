@@ -7,6 +7,11 @@ receptive field -> a discriminative projection map A, spatial softmax) + structu
 probability mass: each output pixel samples the A-weighted mean of source coordinates under a separable
 Gaussian distance kernel, so large-A regions are magnified; bilinear `grid_sample`).
 CAH = SE channel weights alpha fusing alpha * InstanceNorm(F) + (1 - alpha) * F.
+
+The reference code (Pual2013/FRPT, fast-reid) builds both parts differently from the paper text; the
+`official` variant uses `SaliencySamplerPrompt` (ReLU'd third-stage features -> 1x1 conv -> softmax on a
+31 x 31 grid -> the same Gaussian magnifying resampling) and `ReferenceAwarenessHead` (SE with r = 1 mixing
+mask * F + (1 - mask) * IN(F), then 1x1 and 3x3 conv-BN-ReLU).
 """
 
 from __future__ import annotations
@@ -59,19 +64,71 @@ def first_block_features(name: str, backbone: nn.Module, images: torch.Tensor) -
     return STEMS[name](backbone, images)
 
 
-@torch.no_grad()
-def first_block_channels(name: str, backbone: nn.Module) -> int:
-    """Channel count of `first_block_features` (one tiny forward in eval mode; the mode is restored)."""
-    was_training = backbone.training
-    backbone.eval()
-    p = next(backbone.parameters())
-    c = int(
-        first_block_features(name, backbone, torch.zeros(1, 3, 64, 64, device=p.device, dtype=p.dtype)).shape[
-            1
-        ]
-    )
-    backbone.train(was_training)
+def _channels(
+    features: Callable[[str, nn.Module, torch.Tensor], torch.Tensor], name: str, m: nn.Module
+) -> int:
+    """Channel count of `features(name, m, images)` (one tiny forward in eval mode; the mode is restored)."""
+    was_training = m.training
+    m.eval()
+    p = next(m.parameters())
+    with torch.no_grad():
+        c = int(features(name, m, torch.zeros(1, 3, 64, 64, device=p.device, dtype=p.dtype)).shape[1])
+    m.train(was_training)
     return c
+
+
+def first_block_channels(name: str, backbone: nn.Module) -> int:
+    """Channel count of `first_block_features`."""
+    return _channels(first_block_features, name, backbone)
+
+
+# ------------------------------------------------------------------------------------ third-stage features
+# The reference's prompt reads ResNet `layer3`: the last stage at 1/16 of the input before the final stage
+# (the one `last_stride` acts on). The same cut for the other backbones, by output resolution.
+def _resnet_stage3(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m.layer3(m.layer2(_resnet_stem(m, x)))  # [B, 256 | 1024, H/16, W/16]
+
+
+def _mobilenetv2_stage3(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m.features[:14](x)  # [B, 96, H/16, W/16]: features 7-13; features[14] is the last stride
+
+
+def _efficientnet_stage3(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m.blocks[4](m.blocks[3](m.blocks[2](_efficientnet_stem(m, x))))  # [B, 112, H/16, W/16]
+
+
+def _osnet_stage3(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m.conv3(m.conv2(_osnet_stem(m, x)))  # [B, c2, H/16, W/16]: conv4 is OSNet's last stage
+
+
+# backbone name -> (backbone, images) -> its third stage's output at 1/16 (ResNet layer3 and equivalents).
+THIRD_STAGES: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    "resnet18": _resnet_stage3,
+    "resnet34": _resnet_stage3,
+    "resnet50": _resnet_stage3,
+    "resnet50_ibn_a": _resnet_stage3,
+    "mobilenetv2": _mobilenetv2_stage3,
+    "efficientnet_lite0": _efficientnet_stage3,
+    "osnet_x0_25": _osnet_stage3,
+    "osnet_x0_5": _osnet_stage3,
+    "osnet_x0_75": _osnet_stage3,
+    "osnet_x1_0": _osnet_stage3,
+}
+
+
+def third_stage_features(name: str, backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Mid-level features of a `make_backbone(name)` module, [B, 3, H, W] -> [B, C3, H/16, W/16] (ResNet
+    layer3 or the same cut), through the backbone's own layers: what the reference's prompt reads."""
+    if name not in THIRD_STAGES:
+        raise ValueError(
+            f"FRPT has no third-stage split for backbone {name!r}; valid: {sorted(THIRD_STAGES)}"
+        )
+    return THIRD_STAGES[name](backbone, images)
+
+
+def third_stage_channels(name: str, backbone: nn.Module) -> int:
+    """Channel count of `third_stage_features`."""
+    return _channels(third_stage_features, name, backbone)
 
 
 # ------------------------------------------------------------------------------- structure modification
@@ -200,6 +257,45 @@ class StructurePerturbationPrompt(nn.Module):
         return {"images": out, "attention": attn, "grid": grid}
 
 
+class SaliencySamplerPrompt(nn.Module):
+    """The reference code's structure perturbation prompt: ReLU -> 1x1 conv (C3 -> 1 logit map, with bias,
+    PyTorch's default init, so it does not start as the identity) on the frozen third-stage features, bilinear
+    resize to `grid` x `grid`, spatial softmax = A, then the Gaussian magnifying resampling of the input image
+    (`saliency_sampling_grid`). The reference's Gaussian has a full width at half maximum of `fwhm` grid
+    cells; it computes the grid on the 31 x 31 cells and upsamples it bilinearly, here it is evaluated per
+    output pixel. No content-aware kernel: the paper text's large-kernel parsing is not in the code."""
+
+    def __init__(self, in_channels: int, grid: int = 31, fwhm: float = 13.0) -> None:
+        super().__init__()
+        if grid < 2 or fwhm <= 0:
+            raise ValueError(f"SaliencySamplerPrompt needs grid >= 2 and fwhm > 0, got {grid}, {fwhm}")
+        self.grid = grid
+        # std of the Gaussian in grid_sample's [-1, 1] units (cells of width 2 / grid)
+        self.sigma = fwhm / math.sqrt(8.0 * math.log(2.0)) * 2.0 / grid
+        self.proj = nn.Conv2d(in_channels, 1, 1)
+
+    def attention(self, feats: torch.Tensor) -> torch.Tensor:
+        """A [B, grid, grid] (>= 0, sums to 1 per image) from third-stage features [B, C3, h, w]."""
+        logits = self.proj(F.relu(feats))  # [B, 1, h, w]
+        logits = F.interpolate(logits, size=(self.grid, self.grid), mode="bilinear", align_corners=True)
+        b = logits.shape[0]
+        return torch.softmax(logits.reshape(b, -1).float(), dim=1).reshape(b, self.grid, self.grid)
+
+    def forward(self, images: torch.Tensor, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"images": modified [B, 3, H, W], "attention": A [B, grid, grid], "grid": [B, H, W, 2]}."""
+        if images.dim() != 4 or feats.dim() != 4 or images.shape[0] != feats.shape[0]:
+            raise ValueError(
+                f"SaliencySamplerPrompt expects images [B, 3, H, W] and features [B, C, h, w], got "
+                f"{tuple(images.shape)} and {tuple(feats.shape)}"
+            )
+        attn = self.attention(feats)  # [B, grid, grid]
+        grid = saliency_sampling_grid(attn, (images.shape[2], images.shape[3]), self.sigma)  # [B, H, W, 2]
+        out = F.grid_sample(
+            images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False
+        )  # [B, 3, H, W]
+        return {"images": out, "attention": attn, "grid": grid}
+
+
 # ------------------------------------------------------------------------------------------------ CAH
 def category_aware_fuse(fmap: torch.Tensor, alpha: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """alpha * InstanceNorm(F) + (1 - alpha) * F with per-channel alpha [B, C]; F [B, C, h, w] -> same."""
@@ -229,3 +325,40 @@ class CategoryAwarenessHead(nn.Module):
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         return category_aware_fuse(fmap, self.alpha(fmap))
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    """Conv (no bias, "same" padding) + BatchNorm + ReLU: the reference head's block (BN momentum 0.01)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout, momentum=0.01),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ReferenceAwarenessHead(nn.Module):
+    """The reference code's category-specific awareness head, [B, C, h, w] -> [B, C, h, w]: SE without biases
+    (GAP -> FC(C/r) -> ReLU -> FC -> sigmoid = mask, r = 1 in the reference) mixing mask * F + (1 - mask) *
+    InstanceNorm(F) (the mask weighs F, where the paper text's alpha weighs IN(F)), then a 1x1 conv-BN-ReLU
+    to C/2 channels and a 3x3 conv-BN-ReLU back to C: trainable capacity on top of the frozen features."""
+
+    def __init__(self, channels: int, reduction: int = 1) -> None:
+        super().__init__()
+        if channels < 2 or reduction <= 0:
+            raise ValueError(
+                f"ReferenceAwarenessHead needs channels >= 2 and reduction > 0, got {channels}, {reduction}"
+            )
+        hidden = max(channels // reduction, 1)
+        self.fc1 = nn.Linear(channels, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, channels, bias=False)
+        self.block = nn.Sequential(
+            conv_bn_relu(channels, channels // 2, 1), conv_bn_relu(channels // 2, channels, 3)
+        )
+
+    def mask(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Per-channel weight of F in (0, 1): [B, C, h, w] -> [B, C]."""
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(fmap.mean(dim=(2, 3))))))
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        mixed = category_aware_fuse(fmap, 1.0 - self.mask(fmap))  # mask * F + (1 - mask) * IN(F)
+        return self.block(mixed)  # [B, C, h, w]
