@@ -3,15 +3,21 @@
     python bench/cc_frozen_stem.py --cache-only                      # stem maps once (~8 min, 2 cores)
     python bench/cc_frozen_stem.py --variants cc cc_ise --seeds 0 1 2 3 4 [--epochs 20 --iters 60 --step 14]
     python bench/cc_frozen_stem.py --bn-check     # why the recipes set model.freeze_bn (folded-BN weights)
+    python bench/cc_frozen_stem.py --variants cc_ise --sampler cluster_contrast --pk 16 16 \
+        --memory-update sequential --iters 15 --tag reference      # Cluster-Contrast's sampler and memory
 
 The recipes `configs/cuhk03_detected/cc_osnet.yaml` / `cc_ise_osnet.yaml` run unchanged except for what makes
 them fit two CPU cores: the OSNet x0.25 MSMT17 start is split after `conv3`; the stem (conv1..conv3) stays
 frozen and its 256 x 128 feature maps ([96, 16, 8] per image, and those of the mirrored image) are computed
 once and cached; `conv4`, `conv5` and the BNNeck train. So the only augmentation is the horizontal flip (no
 pad/crop, no erasing). Everything else is the library's: `ClusterContrast` (clustering, memory, ISE, losses),
-`fit` (the loop), `PKSampler`, `evaluate`. Both variants share seed, budget and stem; only `method.ise`
-differs. Runs go to runs/cc_frozen_stem/<variant>_s<seed>/ (metrics.jsonl per epoch: clusters, outliers,
-ARI, loss parts, lambda_t) and their result.json; the table of all runs to bench/results/cc_frozen_stem.json.
+`fit` (the loop), the sampler (`data.sampler`: PKSampler or ClusterContrastSampler), `evaluate`. Both variants
+share seed, budget and stem; only `method.ise` differs. `--sampler`, `--pk`, `--memory-update` override the
+recipe's data.sampler, data.p / data.k and method.memory_update (the result records the mean batch size and
+the mean number of distinct images per batch: the reference's sampler repeats images). Runs go to
+runs/cc_frozen_stem/<variant>_s<seed>/ (metrics.jsonl per epoch: clusters, outliers, ARI, loss parts,
+lambda_t) and their result.json; the table of all runs under --out to --table
+(bench/results/cc_frozen_stem.json).
 The cache records what it was computed from (image lists, weights file, input size); it is checked before use.
 """
 
@@ -139,7 +145,8 @@ IGNORED = (
 
 
 class CachedPK:
-    """The epoch's P x K batches over cached stem maps; each sample is mirrored with probability 0.5."""
+    """The epoch's P x K batches (the recipe's data.sampler) over cached stem maps; each sample is mirrored
+    with probability 0.5. `sizes` collects (batch size, distinct images) of every batch drawn."""
 
     def __init__(
         self,
@@ -149,8 +156,10 @@ class CachedPK:
         records: Sequence[Record],
         cfg: Any,
         epoch: int,
+        sizes: list[tuple[int, int]] | None = None,
     ) -> None:
         self.maps, self.flipped, self.rows, self.records = maps, flipped, rows, records
+        self.sizes = sizes if sizes is not None else []
         self.sampler = pk_sampler(
             records,
             p=cfg.data.p,
@@ -158,6 +167,7 @@ class CachedPK:
             seed=cfg.train.seed,
             num_batches=cfg.optim.iters_per_epoch,
             epoch=epoch,
+            sampler=cfg.data.sampler,
         )  # the library's P x K sampling
         self.rng = np.random.default_rng([cfg.train.seed, epoch])
 
@@ -166,6 +176,7 @@ class CachedPK:
 
     def __iter__(self) -> Iterator[Batch]:
         for idx in self.sampler:
+            self.sizes.append((len(idx), len(set(idx))))
             rows = torch.from_numpy(self.rows[idx])
             flip = torch.from_numpy(self.rng.random(len(idx)) < 0.5)
             x = torch.where(flip[:, None, None, None], self.flipped[rows], self.maps[rows]).float()
@@ -252,6 +263,9 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
         f"optim.iters_per_epoch={args.iters}",
         f"optim.milestones=[{args.step}]",
         "data.workers=0",
+        *([f"data.sampler={args.sampler}"] if args.sampler else []),
+        *([f"data.p={args.pk[0]}", f"data.k={args.pk[1]}"] if args.pk else []),
+        *([f"method.memory_update={args.memory_update}"] if args.memory_update else []),
         *args.set,
     ]
     ignored = [o for o in args.set if o.split("=", 1)[0] in IGNORED]
@@ -264,12 +278,13 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
     method = cached_stem_method(cfg)
     rows = {p: i for i, p in enumerate(cache["train_paths"])}
     train_recs, _ = relabel(split.train)  # true ids: only for the pseudo-labels' ARI/NMI log
+    sizes: list[tuple[int, int]] = []
 
     def make_loader(records: Sequence[Record], epoch: int, skip: int) -> CachedPK:
         if skip:
             raise ValueError("this benchmark does not resume inside an epoch")
         ix = np.asarray([rows[r.path] for r in records])
-        return CachedPK(cache["train"], cache["train_flip"], ix, records, cfg, epoch)
+        return CachedPK(cache["train"], cache["train_flip"], ix, records, cfg, epoch, sizes)
 
     def extract(records: Sequence[Record]) -> Features:
         ix = torch.as_tensor([rows[r.path] for r in records])
@@ -301,7 +316,11 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
         "run": out_dir.name,
         "variant": variant,
         "tag": args.tag,
-        "overrides": list(args.set),
+        "overrides": over[6:],
+        "sampler": cfg.data.sampler,
+        "p": cfg.data.p,
+        "k": cfg.data.k,
+        "memory_update": cfg.method.memory_update,
         "seed": seed,
         "epochs": o.epochs,
         "iters": o.iters_per_epoch,
@@ -311,6 +330,9 @@ def run(variant: str, seed: int, args: Any, cache: dict[str, Any], device: torch
         "last_clusters": last.get("clusters"),
         "last_outliers": last.get("outliers"),
         "last_ari": last.get("ari"),
+        "batches": len(sizes),
+        "mean_batch": float(np.mean([b for b, _ in sizes])) if sizes else 0.0,
+        "mean_distinct": float(np.mean([d for _, d in sizes])) if sizes else 0.0,
     }
 
 
@@ -327,6 +349,14 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=14, help="learning-rate step (x0.1) after this epoch")
     ap.add_argument("--set", nargs="*", default=[], help="extra recipe overrides, key=value")
     ap.add_argument("--tag", default="", help="names this setting in the table and the run folders")
+    ap.add_argument("--table", type=Path, default=REPO / "bench" / "results" / "cc_frozen_stem.json")
+    ap.add_argument("--sampler", choices=["pk", "cluster_contrast"], help="data.sampler (default: recipe)")
+    ap.add_argument("--pk", nargs=2, type=int, metavar=("P", "K"), help="data.p, data.k (default: recipe)")
+    ap.add_argument(
+        "--memory-update",
+        choices=["hard", "mean", "sequential"],
+        help="method.memory_update (default: recipe)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cache-only", action="store_true")
     ap.add_argument("--bn-check", action="store_true", help="only the BatchNorm-statistics check")
@@ -353,12 +383,12 @@ def main() -> None:
                 fh.write(json.dumps(r, indent=2))
     # the table: every finished run under --out (runs may go on in parallel processes)
     rows = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/result.json"))]
-    with atomic_write(REPO / "bench" / "results" / "cc_frozen_stem.json", "w") as fh:
+    with atomic_write(args.table, "w") as fh:
         fh.write(json.dumps(rows, indent=2))
     print(
         f"{'variant:tag':16} {'seed':>4} {'ep x it':>8} "
         f"{'mAP':>7} {'R1':>7} {'cent.mAP':>9} {'start mAP':>9} "
-        f"{'clusters':>8} {'outl.':>6} {'ARI':>6} {'min':>5}"
+        f"{'clusters':>8} {'outl.':>6} {'ARI':>6} {'batch':>6} {'min':>5}"
     )
     for r in sorted(rows, key=lambda x: (x["tag"], x["epochs"], x["iters"], x["variant"], x["seed"])):
         t = r["test"]
@@ -367,7 +397,8 @@ def main() -> None:
             f"{r['epochs']:>3}x{r['iters']:<4} "
             f"{t['mAP']:7.4f} {t['R1']:7.4f} "
             f"{t['centroid_mAP']:9.4f} {r['start']['mAP']:9.4f} {r['last_clusters'] or 0:8.0f} "
-            f"{r['last_outliers'] or 0:6.0f} {r['last_ari'] or 0:6.3f} {r['seconds'] / 60:5.1f}"
+            f"{r['last_outliers'] or 0:6.0f} {r['last_ari'] or 0:6.3f} {r.get('mean_batch', 0):6.1f} "
+            f"{r['seconds'] / 60:5.1f}"
         )
 
 

@@ -11,13 +11,18 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from reidkit.data.dataset import ImageDataset, ImageTextDataset, collate
-from reidkit.data.sampler import PKSampler
+from reidkit.data.sampler import ClusterContrastSampler, PKSampler
 from reidkit.types import Batch, Record
 
 log = logging.getLogger(__name__)
 
 Transform = Callable[[Image.Image], torch.Tensor]
 Tokenizer = Callable[[str], list[int]]
+# data.sampler -> the batch sampler class
+SAMPLERS: dict[str, type[PKSampler] | type[ClusterContrastSampler]] = {
+    "pk": PKSampler,
+    "cluster_contrast": ClusterContrastSampler,
+}
 
 
 def eval_loader(
@@ -54,16 +59,21 @@ def pk_sampler(
     skip: int = 0,
     rank: int = 0,
     world_size: int = 1,
-) -> PKSampler:
-    """The epoch's P x K batch sampler over `records` (camera-interleaved, `num_batches` long, 0 = one pass);
-    P (over all ranks) shrinks to the identities there are when fewer are left (early pseudo-labelling
-    epochs), to a multiple of `world_size`."""
+    sampler: str = "pk",
+) -> PKSampler | ClusterContrastSampler:
+    """The epoch's P x K batch sampler over `records` (`num_batches` long, 0 = one pass): `sampler="pk"`
+    PKSampler (disjoint camera-interleaved K-chunks, no repeats), "cluster_contrast" the reference's rule
+    (ClusterContrastSampler: every identity once per pass, K draws preferring other cameras, with replacement
+    when short). P (over all ranks) shrinks to the identities there are when fewer are left (early
+    pseudo-labelling epochs), to a multiple of `world_size`."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler {sampler!r} unknown; valid: {list(SAMPLERS)}")
     n_ids = len({r.pid for r in records if r.pid >= 0})
     if n_ids < p:
         fewer = n_ids - n_ids % world_size
         log.warning("epoch %d: only %d identities/clusters for P=%d; using P=%d", epoch, n_ids, p, fewer)
         p = fewer
-    sampler = PKSampler(
+    out = SAMPLERS[sampler](
         [r.pid for r in records],
         p,
         k,
@@ -73,8 +83,8 @@ def pk_sampler(
         world_size=world_size,
         num_batches=num_batches,
     )
-    sampler.set_epoch(epoch, skip)
-    return sampler
+    out.set_epoch(epoch, skip)
+    return out
 
 
 def train_loader_factory(
@@ -89,10 +99,14 @@ def train_loader_factory(
     tokenizer: Tokenizer | None = None,
     rank: int = 0,
     world_size: int = 1,
+    sampler: str = "pk",
 ) -> Callable[[Sequence[Record], int, int], DataLoader | SkipFirst]:
     """(records, epoch, skip) -> the epoch's P x K loader with its first `skip` batches left out; a per-epoch
     generator keeps resumes exact. With `world_size > 1`, this rank's P / world_size identities of each
-    global batch (P = `p`), and worker streams of its own."""
+    global batch (P = `p`), and worker streams of its own. `sampler`: "pk" | "cluster_contrast" (see
+    pk_sampler)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler {sampler!r} unknown; valid: {list(SAMPLERS)}")
 
     def make(records: Sequence[Record], epoch: int, skip: int) -> DataLoader | SkipFirst:
         # Workers draw augmentations from their own streams, seeded per epoch and fed batches round-robin:
@@ -100,7 +114,7 @@ def train_loader_factory(
         # gets the same worker and stream position as in an uninterrupted run. Without workers the
         # augmentations come from the main RNG, restored from the checkpoint, so the sampler just skips.
         replay = skip if workers > 0 else 0
-        sampler = pk_sampler(
+        batches = pk_sampler(
             records,
             p=p,
             k=k,
@@ -110,10 +124,11 @@ def train_loader_factory(
             skip=skip - replay,
             rank=rank,
             world_size=world_size,
+            sampler=sampler,
         )
         loader = DataLoader(
             _dataset(records, transform, tokenizer),
-            batch_sampler=sampler,
+            batch_sampler=batches,
             num_workers=workers,
             collate_fn=collate,
             pin_memory=pin_memory,

@@ -1,4 +1,5 @@
-"""P x K identity sampling: P identities, K images each, per batch."""
+"""P x K identity sampling: P identities, K images each, per batch (ours: PKSampler; Cluster-Contrast's
+rule: ClusterContrastSampler)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,107 @@ class PKSampler(Sampler[list[int]]):
             batches.append([chunks[available[j]].pop() for j in chosen])
             available = [pid for pid in available if chunks[pid]]
         return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._batches()[self.skip :]
+
+    def __len__(self) -> int:
+        return max(len(self._batches()) - self.skip, 0)
+
+
+class ClusterContrastSampler(Sampler[list[int]]):
+    """Cluster-Contrast's batch rule (its RandomMultipleGallerySampler; a batch sampler like PKSampler).
+
+    One pass takes every identity (cluster) once, in random order, and writes K indices for it: a random
+    anchor image, then K - 1 draws among the identity's images from *other cameras* than the anchor's (with
+    `camids`), or, when it has none there (or without `camids`), among its other images. The K - 1 draws are
+    without replacement only when there are at least K candidates (the reference's `>= K` test, so exactly
+    K - 1 candidates are still drawn with replacement); an identity with a single image writes the anchor
+    alone. The pass's index list is cut into consecutive batches of P * K and the incomplete tail is dropped
+    (DataLoader drop_last), so the identities at the end of a pass sit that pass out. Passes are chained
+    until `num_batches` (the reference's IterLoader restarts its loader when it runs out; 0 = one pass).
+    Deterministic from (seed, epoch, pass); `set_epoch(e, skip)` as in PKSampler. With `world_size > 1`
+    each rank takes its contiguous 1 / world_size of every global batch (P / world_size identities when
+    every identity wrote K indices): the ranks' batches of one step together are the single-process batch.
+    """
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        p: int,
+        k: int,
+        seed: int = 0,
+        camids: Sequence[int] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        num_batches: int = 0,
+    ) -> None:
+        if p < 1 or k < 1:
+            raise ValueError(f"ClusterContrastSampler needs p >= 1 and k >= 1, got p={p}, k={k}")
+        self.pids = np.asarray(pids, dtype=np.int64)
+        self.camids = None if camids is None else np.asarray(camids, dtype=np.int64)
+        if self.camids is not None and self.camids.shape != self.pids.shape:
+            raise ValueError(f"camids has {self.camids.shape[0]} entries, pids has {self.pids.shape[0]}")
+        self.p, self.k, self.seed = p, k, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip, self.num_batches = 0, 0, num_batches
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, pid in enumerate(self.pids.tolist()):
+            if pid >= 0:  # negative pids (outliers, junk) are never sampled
+                groups[pid].append(i)
+        self.groups = [np.asarray(ix) for _, ix in sorted(groups.items())]
+        if len(self.groups) < p:
+            raise ValueError(
+                f"ClusterContrastSampler needs at least p={p} identities, the data has {len(self.groups)}"
+            )
+        if not 0 <= rank < world_size or p % world_size:
+            raise ValueError(
+                f"ClusterContrastSampler: P={p} identities per batch must split evenly over "
+                f"world_size={world_size} ranks (rank {rank})"
+            )
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's order; the first `skip` batches are left out (resuming inside an epoch)."""
+        self.epoch, self.skip = epoch, skip
+
+    def _identity(self, idx: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """The K indices one identity writes: anchor first, then K - 1 draws (see the class docstring)."""
+        a = int(rng.integers(len(idx)))
+        pool = np.delete(idx, a)
+        if self.camids is not None:
+            other_cam = idx[self.camids[idx] != self.camids[idx[a]]]
+            if len(other_cam):
+                pool = other_cam
+        if not len(pool):  # a single image
+            return [int(idx[a])]
+        draws = rng.choice(pool, size=self.k - 1, replace=len(pool) < self.k)
+        return [int(idx[a]), *draws.tolist()]
+
+    def _one_pass(self, rng: np.random.Generator) -> list[list[int]]:
+        """Global batches of P * K indices: every identity once, in random order, cut into batches."""
+        flat = [i for g in rng.permutation(len(self.groups)) for i in self._identity(self.groups[g], rng)]
+        size = self.p * self.k
+        return [flat[s : s + size] for s in range(0, len(flat) - size + 1, size)]
+
+    def _batches(self) -> list[list[int]]:
+        """One epoch (this rank's share): passes until `num_batches` (0 = one pass)."""
+        batches: list[list[int]] = []
+        rnd = 0
+        while True:
+            one = self._one_pass(np.random.default_rng([self.seed, self.epoch, rnd]))
+            if not one:  # only identities of one image: fewer than P * K indices in a pass
+                raise ValueError(
+                    f"ClusterContrastSampler: a pass over {len(self.groups)} identities fills no batch of "
+                    f"P * K = {self.p * self.k} indices"
+                )
+            batches += one
+            rnd += 1
+            if not self.num_batches or len(batches) >= self.num_batches:
+                break
+        if self.num_batches:
+            batches = batches[: self.num_batches]
+        share = self.p * self.k // self.world_size
+        return [b[self.rank * share : (self.rank + 1) * share] for b in batches]
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self._batches()[self.skip :]

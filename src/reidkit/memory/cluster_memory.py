@@ -1,8 +1,10 @@
 """ClusterMemory: one L2-normalised centroid per pseudo-identity, a checkpointed buffer (Cluster-Contrast).
 
 Reset each epoch to the cluster means, read through a detached copy by the losses, and updated with momentum
-under no_grad after the optimiser step: c <- normalize(m * c + (1 - m) * f), where f is the batch mean of the
-cluster's features ("mean") or its least similar batch feature ("hard", the Cluster-Contrast default).
+under no_grad after the optimiser step: c <- normalize(m * c + (1 - m) * f). "sequential" (the
+Cluster-Contrast reference's default, `cm`) applies that step once per batch sample, in batch order; "hard"
+(the reference's `cm_hard` option, used by the ISE Market-1501 recipe) once per cluster with its least similar
+batch feature; "mean" (ours) once per cluster with the mean of its batch features.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-UPDATES = ("hard", "mean")
+UPDATES = ("hard", "mean", "sequential")
 
 
 def _check_update(memory: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor, who: str) -> None:
@@ -36,8 +38,8 @@ def batch_targets(
     "mean": the mean of the cluster's batch features; "hard": the batch feature least similar (cosine) to
     the cluster's current centroid (first one on ties). memory [C, D], feats [B, D], labels [B].
     """
-    if how not in UPDATES:
-        raise ValueError(f"memory update {how!r} unknown; valid: {list(UPDATES)}")
+    if how not in ("hard", "mean"):
+        raise ValueError(f"batch targets {how!r} unknown; valid: ['hard', 'mean']")
     ids, inv = torch.unique(labels, return_inverse=True)  # [U], [B]
     if how == "mean":
         sums = torch.zeros(ids.shape[0], feats.shape[1], dtype=feats.dtype, device=feats.device)
@@ -52,6 +54,38 @@ def batch_targets(
     first = torch.full((ids.shape[0],), feats.shape[0], dtype=pos.dtype, device=pos.device)
     first = first.scatter_reduce(0, inv, cand, reduce="amin")  # [U]
     return ids, feats[first]
+
+
+def occurrence(labels: torch.Tensor) -> torch.Tensor:
+    """[B]: how many earlier batch rows carry the same label (0 for a cluster's first row, 1 its second)."""
+    order = torch.argsort(labels, stable=True)  # rows grouped by label, batch order kept inside a group
+    sorted_labels = labels[order]
+    pos = torch.arange(labels.shape[0], device=labels.device)
+    new_group = torch.ones_like(sorted_labels, dtype=torch.bool)
+    new_group[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    # the sorted position where each row's group starts
+    group_start = torch.cummax(torch.where(new_group, pos, 0), dim=0).values
+    out = torch.empty_like(pos)
+    out[order] = pos - group_start
+    return out
+
+
+@torch.no_grad()
+def sequential_update(
+    memory: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor, momentum: float
+) -> None:
+    """In place, Cluster-Contrast's `cm` update: for each row i in batch order,
+    memory[y_i] <- normalize(m * memory[y_i] + (1 - m) * feats[i]).
+
+    Clusters are independent, so round r updates every cluster with its r-th row at once: exactly the
+    per-row loop, in max-rows-per-cluster vectorised rounds. memory [C, D], feats [B, D], labels [B].
+    """
+    rank = occurrence(labels)  # [B]
+    for r in range(int(rank.max()) + 1 if labels.numel() else 0):
+        rows = torch.nonzero(rank == r).squeeze(1)  # one row per cluster
+        ys = labels[rows]
+        new = momentum * memory[ys] + (1.0 - momentum) * feats[rows]  # [n, D]
+        memory[ys] = F.normalize(new, dim=1)
 
 
 class ClusterMemory(nn.Module):
@@ -97,6 +131,9 @@ class ClusterMemory(nn.Module):
         if feats.shape[0] == 0:
             return
         feats = feats.detach().to(self.features.dtype)
+        if self.update_kind == "sequential":
+            sequential_update(self.features, feats, labels, self.momentum)
+            return
         ids, target = batch_targets(self.features, feats, labels, self.update_kind)  # [U], [U, D]
         new = self.momentum * self.features[ids] + (1.0 - self.momentum) * target  # [U, D]
         self.features[ids] = F.normalize(new, dim=1)

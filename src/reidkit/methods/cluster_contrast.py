@@ -43,7 +43,9 @@ class ClusterContrastConfig:
     k2: int = 6  # query expansion of the Jaccard distance
     temperature: float = 0.05  # InfoNCE against the cluster memory
     momentum: float = 0.2  # memory: c <- m c + (1 - m) f
-    memory_update: str = "hard"  # hard (least similar batch sample) | mean (batch mean)
+    # hard: per cluster, its least similar batch sample (CC's cm_hard option; ISE's Market recipe) | mean: per
+    # cluster, the batch mean (ours) | sequential: every batch sample in order (CC's default `cm`; ISE MSMT17)
+    memory_update: str = "hard"
     ise: bool = False  # Implicit Sample Extension
     ise_k: int = 1  # nearest other clusters per sample (one support each)
     lambda0: float = 1.0  # final degree lambda_T = lambda0 / 2
