@@ -119,6 +119,7 @@ def train_loaders(
         tokenizer=tokenizer,
         rank=rank,
         world_size=world_size,
+        sampler=data.sampler,
     )
 
 
@@ -157,9 +158,12 @@ def load_method(cfg: Config, ckpt: str | Path, device: torch.device) -> Method:
     return method.to(device).eval()
 
 
-def rerank_options(cfg: Config) -> dict[str, Any]:
-    """The re-ranking keywords of `reidkit.evaluation.evaluate` from the eval config."""
+def rerank_options(cfg: Config, protocol: str = "reid") -> dict[str, Any]:
+    """The re-ranking keywords of `reidkit.evaluation.evaluate` from the eval config: k-reciprocal (k1, k2,
+    lambda), or for the text protocol with eval.text_rerank=topk_overlap TextReID's top-k overlap."""
     e = cfg.eval
+    if protocol == "text" and e.text_rerank == "topk_overlap":
+        return {"method": "topk_overlap", "topk": e.text_rerank_topk, "weight": e.text_rerank_weight}
     return {"k1": e.rerank_k1, "k2": e.rerank_k2, "lambda_value": e.rerank_lambda}
 
 
@@ -168,7 +172,7 @@ def build_optimisation(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The optimiser over the method's trainable parameter groups and its learning-rate schedule."""
     optimizer = build_optimizer(
-        method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum
+        method.param_groups(o.lr, o.weight_decay), o.name, o.lr, o.weight_decay, o.momentum, o.nesterov
     )
     scheduler = build_scheduler(
         optimizer,

@@ -160,7 +160,7 @@ def test_metrics(
         if has_text
         else None,
         centroids=centroids,
-        rerank=rerank_options(cfg) if rerank else None,
+        rerank=rerank_options(cfg, split.protocol) if rerank else None,
     )
     if "fine_grained" in rows:
         trainable, total = method.trainable_parameters()

@@ -28,6 +28,7 @@ from reidkit.evaluation.metrics import (
     resolve_camera_rule,
 )
 from reidkit.evaluation.rerank import cross_modal_rerank, k_reciprocal_rerank
+from reidkit.evaluation.text_rerank import topk_overlap_distance
 from reidkit.types import Features, Report
 from reidkit.utils import resolve_device
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 EVAL_PROTOCOLS = ("reid", "text", "fine_grained")  # what `evaluate(protocol=...)` accepts
 RERANK_KEYS = ("k1", "k2", "lambda_value")
+# rerank={"method": "topk_overlap", "topk": k, "weight": w}: TextReID's re-ranking, protocol "text" only
+TOPK_OVERLAP_KEYS = ("method", "topk", "weight")
 TEXT_KS = (1, 5, 10)
 # centroids=: none, one per pid (True / "pid"), ours camera-aware ("camera"), centroids-reid's camera-aware
 CENTROID_MODES = (False, True, "pid", "camera", "camera_aware_reference")
@@ -48,6 +51,16 @@ def _check_rerank(rerank: dict | None) -> dict | None:
         raise ValueError(
             f"rerank must be a dict of {', '.join(RERANK_KEYS)} (or None), got {type(rerank).__name__}"
         )
+    method = rerank.get("method", "kreciprocal")
+    if method == "topk_overlap":
+        unknown = sorted(set(rerank) - set(TOPK_OVERLAP_KEYS))
+        if unknown:
+            valid = ", ".join(TOPK_OVERLAP_KEYS)
+            raise ValueError(f"unknown topk_overlap option(s) {unknown}; valid: {valid}")
+        return dict(rerank)
+    if method != "kreciprocal":
+        raise ValueError(f"unknown rerank method {method!r}; valid: 'kreciprocal', 'topk_overlap'")
+    rerank = {k: v for k, v in rerank.items() if k != "method"}
     unknown = sorted(set(rerank) - set(RERANK_KEYS))
     if unknown:
         raise ValueError(f"unknown rerank option(s) {unknown}; valid: {', '.join(RERANK_KEYS)}")
@@ -121,9 +134,17 @@ def text_to_image_metrics(
     device: str | torch.device | None = None,
 ) -> Report:
     """Text->image retrieval: R@K (in `recall_at_k` and the CMC), mAP and mINP over the de-duplicated
-    image gallery, with no camera filtering; `rerank` = cross_modal_rerank options."""
+    image gallery, with no camera filtering; `rerank` = cross_modal_rerank options, or {"method":
+    "topk_overlap", "topk": k, "weight": w} for TextReID's top-k overlap re-ranking (cosine metric only)."""
     gal = unique_images(gallery)
-    distmat = _distances(query, gal, metric, _check_rerank(rerank), device, cross_modal=True)
+    rerank = _check_rerank(rerank)
+    if rerank is not None and rerank.get("method") == "topk_overlap":
+        if metric != "cosine":
+            raise ValueError(f"topk_overlap re-ranking is defined on cosine similarity, not {metric!r}")
+        opts = {k: v for k, v in rerank.items() if k != "method"}
+        distmat = topk_overlap_distance(_tensor(query, device, metric), _tensor(gal, device, metric), **opts)
+    else:
+        distmat = _distances(query, gal, metric, rerank, device, cross_modal=True)
     stats = query_stats(distmat, query.pids, gal.pids, cross_camera=False, ap=ap)
     report = report_from_stats(stats, max(max_rank, max(ks)))
     report.recall_at_k = {k: float(report.cmc[k - 1]) for k in ks}
@@ -187,6 +208,8 @@ def evaluate(
     if protocol not in EVAL_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(EVAL_PROTOCOLS)}")
     rerank = _check_rerank(rerank)
+    if rerank is not None and rerank.get("method") == "topk_overlap" and protocol != "text":
+        raise ValueError(f"topk_overlap re-ranking is defined for protocol 'text' only, not {protocol!r}")
     if centroids not in CENTROID_MODES:
         valid = ", ".join(map(repr, CENTROID_MODES))
         raise ValueError(f"unknown centroids mode {centroids!r}; valid: {valid}")

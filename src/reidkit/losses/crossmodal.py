@@ -3,6 +3,8 @@
 - `cross_modal_info_nce`: CM-MoCo's InfoNCE. Query i (one modality) is pulled to key i (the other
   modality, from the momentum encoder) and pushed from the other batch keys and the queue of past keys,
   never from a key of the *same identity* (those are neither positives nor negatives: masked out).
+  `negatives="queue_only"` is the reference code's variant: the queue alone supplies the negatives, and a
+  queue entry is dropped for every row when its identity occurs anywhere in the batch.
 - `alignment_loss`: the soft-margin image-text alignment loss of ViTAA (Wang et al., ECCV 2020) that TextReID
   keeps: cosine similarities of same-identity pairs pushed above `alpha`, of other pairs below `beta`.
 All similarities are cosine: inputs are L2-normalised here, so callers may pass raw features.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+NEGATIVE_MODES = ("batch_and_queue", "queue_only")  # cross_modal_info_nce(negatives=...)
 
 
 def _check(x: torch.Tensor, ids: torch.Tensor, who: str, what: str) -> None:
@@ -28,16 +32,25 @@ def cross_modal_info_nce(
     queue: torch.Tensor | None = None,
     queue_ids: torch.Tensor | None = None,
     temperature: float = 0.07,
+    *,
+    negatives: str = "batch_and_queue",
 ) -> torch.Tensor:
-    """Mean over i of -log softmax(s / t)[key i] over {key i} ∪ {keys and queue entries of other ids}.
+    """Mean over i of -log softmax(s / t)[key i] over {key i} ∪ negatives.
 
     query [B, D] (gets gradients), keys [B, D] (key i is query i's positive; pass detached momentum
     features), ids [B] identity labels, queue [N, D] with queue_ids [N] (None or N = 0: in-batch only).
+    negatives (NEGATIVE_MODES): "batch_and_queue" = the other keys and the queue entries whose id differs
+    from row i's; "queue_only" (TextReID's reference code) = the queue entries whose id is none of the
+    batch's ids, the same set for every row (an empty queue leaves the positive alone: loss 0).
     """
     _check(query, ids, "cross_modal_info_nce", "query")
     _check(keys, ids, "cross_modal_info_nce", "keys")
     if temperature <= 0:
         raise ValueError(f"cross_modal_info_nce: temperature must be > 0, got {temperature}")
+    if negatives not in NEGATIVE_MODES:
+        raise ValueError(f"cross_modal_info_nce: negatives {negatives!r}; valid: {', '.join(NEGATIVE_MODES)}")
+    if negatives == "queue_only":
+        return _queue_only_info_nce(query, keys, ids, queue, queue_ids, temperature)
     cand, cand_ids = keys, ids
     if queue is not None and queue.shape[0] > 0:
         if queue_ids is None:
@@ -52,6 +65,30 @@ def cross_modal_info_nce(
     own[:, :b] = torch.eye(b, dtype=torch.bool, device=same.device)  # the positive of each row
     logits = logits.masked_fill(same & ~own, float("-inf"))
     return F.cross_entropy(logits, torch.arange(b, device=query.device))
+
+
+def _queue_only_info_nce(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    ids: torch.Tensor,
+    queue: torch.Tensor | None,
+    queue_ids: torch.Tensor | None,
+    temperature: float,
+) -> torch.Tensor:
+    """InfoNCE with logits [s(q_i, k_i), s(q_i, queue entries of ids absent from the batch)] / t."""
+    q, k = F.normalize(query, dim=1), F.normalize(keys, dim=1)
+    pos = (q * k).sum(1, keepdim=True)  # [B, 1]
+    if queue is None or queue.shape[0] == 0:
+        logits = pos
+    else:
+        if queue_ids is None:
+            raise ValueError("cross_modal_info_nce: queue given without queue_ids")
+        _check(queue, queue_ids, "cross_modal_info_nce", "queue")
+        in_batch = (queue_ids.to(ids.dtype).unsqueeze(1) == ids.unsqueeze(0)).any(1)  # [N]
+        neg = q @ F.normalize(queue.to(q.dtype), dim=1).t()  # [B, N]
+        logits = torch.cat([pos, neg.masked_fill(in_batch.unsqueeze(0), float("-inf"))], dim=1)
+    target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)  # column 0: the positive
+    return F.cross_entropy(logits / temperature, target)
 
 
 def alignment_loss(

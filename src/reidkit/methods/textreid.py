@@ -9,6 +9,11 @@ image queue)), same identity excluded from the negatives, + align_weight·alignm
 shared classifier with unit-norm class vectors on both modalities). Keys are enqueued and key encoders
 updated after the optimiser step. Inference uses the query encoders only; the embedders return
 L2-normalised `feat` (cosine similarity).
+
+Two options give the reference code's behaviour (BrandonHanx/TextReID, moco_head/head.py):
+`negatives="queue_only"` (InfoNCE negatives from the queue only, minus every entry whose id is in the batch;
+see `cross_modal_info_nce`) and `key_projection="live"` (keys = the query encoder's projection applied to the
+momentum encoder's pooled features; the momentum copy of the projection is kept, EMA-updated, but unused).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import nn
 from reidkit.config import ModelConfig
 from reidkit.data.text import Vocab, build_vocab, make_word_table
 from reidkit.engine import distributed
-from reidkit.losses.crossmodal import alignment_loss, cross_modal_info_nce
+from reidkit.losses.crossmodal import NEGATIVE_MODES, alignment_loss, cross_modal_info_nce
 from reidkit.memory.ema import ema_update, momentum_copy
 from reidkit.memory.queue import FeatureQueue
 from reidkit.methods.base import BuildInputs, Method, constructor_kwargs, reject_model_freezing
@@ -66,6 +71,38 @@ class TextReIDConfig:
     label_smoothing: float = 0.0
     proj_bn: bool = True  # BatchNorm1d after both projections (without it small sets stay at chance)
     freeze_backbone: bool = False  # keep the ImageNet image backbone fixed: train projections + text side
+    # InfoNCE negatives: batch_and_queue (other batch keys + queue, per-row id mask) | queue_only (reference:
+    # the queue alone, entries of any id in the batch dropped)
+    negatives: str = "batch_and_queue"
+    # projection of the keys: momentum (the key encoder's EMA copy) | live (reference: the query projection
+    # on the momentum encoder's pooled features)
+    key_projection: str = "momentum"
+
+
+KEY_PROJECTIONS = ("momentum", "live")
+
+
+def _project(proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`proj` (Linear / BatchNorm1d layers) applied to x without side effects: a BatchNorm in training mode
+    normalises with x's batch statistics but leaves its running statistics alone (keys must not move the
+    query encoder's BN state)."""
+    for layer in proj.children() if isinstance(proj, nn.Sequential) else (proj,):
+        if isinstance(layer, nn.BatchNorm1d) and layer.training:
+            x = F.batch_norm(x, None, None, layer.weight, layer.bias, training=True, eps=layer.eps)
+        else:
+            x = layer(x)
+    return x
+
+
+def _pre_projection(encoder: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+    """The input that `encoder.proj` receives when `encoder(*args)` runs (the pooled, unprojected feature)."""
+    seen: list[torch.Tensor] = []
+    handle = encoder.proj.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
+    try:
+        encoder(*args)
+    finally:
+        handle.remove()
+    return seen[-1]
 
 
 def projection(in_dim: int, dim: int, bn: bool) -> nn.Module:
@@ -110,9 +147,16 @@ class TextReID(Method):
         align_scale_neg: float = TextReIDConfig.align_scale_neg,
         label_smoothing: float = TextReIDConfig.label_smoothing,
         freeze_backbone: bool = TextReIDConfig.freeze_backbone,
+        negatives: str = TextReIDConfig.negatives,
+        key_projection: str = TextReIDConfig.key_projection,
         vocab: Vocab | None = None,
     ) -> None:
         super().__init__()
+        if negatives not in NEGATIVE_MODES or key_projection not in KEY_PROJECTIONS:
+            raise ValueError(
+                f"TextReID: negatives {negatives!r} (valid: {', '.join(NEGATIVE_MODES)}), key_projection "
+                f"{key_projection!r} (valid: {', '.join(KEY_PROJECTIONS)})"
+            )
         if image_encoder.dim != text_encoder.dim:
             raise ValueError(f"TextReID: image dim {image_encoder.dim} != text dim {text_encoder.dim}")
         if num_classes <= 0 or not 0.0 <= momentum <= 1.0 or temperature <= 0:
@@ -140,6 +184,7 @@ class TextReID(Method):
             "scale_neg": align_scale_neg,
         }
         self.eps = label_smoothing
+        self.negatives, self.key_projection = negatives, key_projection
         # a frozen image backbone (weights and BN statistics) is shared by the query and key image encoders:
         # one forward pass per step, no backward through it; only the projections and the text side train
         self.freeze_backbone = freeze_backbone
@@ -165,16 +210,30 @@ class TextReID(Method):
 
     def _image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(query feature [B, D], normalised key feature [B, D]); the key side without gradients."""
+        live = self.key_projection == "live"
         if self.freeze_backbone:
             with torch.no_grad():
                 fmap = self.image_q.backbone(images)  # [B, C, h, w], shared by both encoders
-                key = self.image_k.proj(self.image_k.pool(fmap))
+                pooled = self.image_k.pool(fmap)
+                key = _project(self.image_q.proj, pooled) if live else self.image_k.proj(pooled)
             query = self.image_q.proj(self.image_q.pool(fmap))  # pooling (GeM's p) still trains
         else:
             query = self.image_q(images)["feat"]
             with torch.no_grad():
-                key = self.image_k(images)["feat"]
+                if live:
+                    key = _project(self.image_q.proj, self.image_k.pool(self.image_k.backbone(images)))
+                else:
+                    key = self.image_k(images)["feat"]
         return query.float(), F.normalize(key.float(), dim=1)
+
+    @torch.no_grad()
+    def _text_keys(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Normalised text keys [B, D] from the momentum text encoder (projection per `key_projection`)."""
+        if self.key_projection == "live":
+            key = _project(self.text_q.proj, _pre_projection(self.text_k, tokens, lengths))
+        else:
+            key = self.text_k(tokens, lengths)
+        return F.normalize(key.float(), dim=1)
 
     def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Query text encoder: (tokens [B, L], lengths [B]) -> [B, dim], not normalised."""
@@ -186,12 +245,12 @@ class TextReID(Method):
         pids = batch.pids  # [B]
         img, img_k = self._image_features(batch.images)  # [B, D] each
         txt = self.text_q(batch.tokens, batch.lengths).float()  # [B, D]
-        with torch.no_grad():
-            txt_k = F.normalize(self.text_k(batch.tokens, batch.lengths).float(), dim=1)  # [B, D]
+        txt_k = self._text_keys(batch.tokens, batch.lengths)  # [B, D]
         img_queue, img_queue_ids = self.image_queue.get()  # [N, D], [N]
         txt_queue, txt_queue_ids = self.text_queue.get()
-        i2t = cross_modal_info_nce(img, txt_k, pids, txt_queue, txt_queue_ids, self.t)
-        t2i = cross_modal_info_nce(txt, img_k, pids, img_queue, img_queue_ids, self.t)
+        neg = self.negatives
+        i2t = cross_modal_info_nce(img, txt_k, pids, txt_queue, txt_queue_ids, self.t, negatives=neg)
+        t2i = cross_modal_info_nce(txt, img_k, pids, img_queue, img_queue_ids, self.t, negatives=neg)
         align = alignment_loss(img, txt, pids, **self.align_kw)
         w = F.normalize(self.classifier.weight, dim=1)  # unit class vectors: logits scale with |feature|
         logits_i, logits_t = F.linear(img, w), F.linear(txt, w)  # [B, C]
