@@ -123,13 +123,18 @@ def test_queue_only_negatives_reach_the_loss() -> None:
     assert other.training_step(b)["i2t"].item() > 0.1  # in-batch keys are negatives by default
 
 
-def test_old_checkpoints_and_configs_load() -> None:
+def test_old_checkpoints_and_configs_load(tmp_path) -> None:
     old = make()
     new = make(negatives="queue_only", key_projection="live")
     assert new.state_dict().keys() == old.state_dict().keys()  # the options add no tensors
     new.load_state_dict(old.state_dict())
-    cfg = load_config(CONFIGS / "cuhk_pedes_cuhk01/textreid.yaml")
+    earlier = tmp_path / "config.yaml"  # a run config written before the options existed
+    earlier.write_text("method:\n  name: textreid\n  embed_dim: 256\n")
+    cfg = load_config(earlier)
     assert (cfg.method.negatives, cfg.method.key_projection) == ("batch_and_queue", "momentum")
+    recipe = load_config(CONFIGS / "cuhk_pedes_cuhk01/textreid.yaml")  # the recipes: the reference's
+    assert (recipe.method.negatives, recipe.method.key_projection) == ("queue_only", "live")
+    assert recipe.method.label_smoothing == 0.1 and recipe.eval.text_rerank == "topk_overlap"
     assert TextReIDConfig().label_smoothing == 0.0
     with pytest.raises(ValueError, match="key_projection 'ema'"):
         make(key_projection="ema")
