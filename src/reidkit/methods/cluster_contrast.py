@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from reidkit.cluster.ise import SCHEDULES, lambda_schedule, support_samples
 from reidkit.cluster.pseudo_labels import pseudo_labels
-from reidkit.config import ModelConfig
+from reidkit.config import ConfigError, ModelConfig
 from reidkit.engine import distributed
 from reidkit.losses.cluster import info_nce, label_preserving
 from reidkit.memory.cluster_memory import UPDATES, ClusterMemory
@@ -53,6 +53,10 @@ class ClusterContrastConfig:
     lp_temperature: float = 0.6  # label-preserving loss
     lp_weight: float = 0.1  # beta
     update_with_supports: bool = True  # the reference updates the memory with the support samples too
+
+    def __post_init__(self) -> None:
+        if self.memory_update not in UPDATES:
+            raise ConfigError(f"method.memory_update: {self.memory_update!r}; valid: {list(UPDATES)}")
 
 
 class ClusterContrast(Method):

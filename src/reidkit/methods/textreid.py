@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidkit.config import ModelConfig
+from reidkit.config import ConfigError, ModelConfig
 from reidkit.data.text import Vocab, build_vocab, make_word_table
 from reidkit.engine import distributed
 from reidkit.losses.crossmodal import NEGATIVE_MODES, alignment_loss, cross_modal_info_nce
@@ -77,6 +77,14 @@ class TextReIDConfig:
     # projection of the keys: momentum (the key encoder's EMA copy) | live (reference: the query projection
     # on the momentum encoder's pooled features)
     key_projection: str = "momentum"
+
+    def __post_init__(self) -> None:
+        if self.negatives not in NEGATIVE_MODES:
+            raise ConfigError(f"method.negatives: {self.negatives!r}; valid: {list(NEGATIVE_MODES)}")
+        if self.key_projection not in KEY_PROJECTIONS:
+            raise ConfigError(
+                f"method.key_projection: {self.key_projection!r}; valid: {list(KEY_PROJECTIONS)}"
+            )
 
 
 KEY_PROJECTIONS = ("momentum", "live")

@@ -138,3 +138,15 @@ def test_old_checkpoints_and_configs_load(tmp_path) -> None:
     assert TextReIDConfig().label_smoothing == 0.0
     with pytest.raises(ValueError, match="key_projection 'ema'"):
         make(key_projection="ema")
+
+
+def test_bad_option_values_fail_when_the_config_is_read() -> None:
+    from reidkit.config import ConfigError
+
+    recipe = CONFIGS / "cuhk_pedes_cuhk01/textreid.yaml"
+    with pytest.raises(ConfigError, match="method.negatives: 'foo'"):
+        load_config(recipe, ["method.negatives=foo"])
+    with pytest.raises(ConfigError, match="method.key_projection: 'ema'"):
+        load_config(recipe, ["method.key_projection=ema"])
+    with pytest.raises(ConfigError, match="method.memory_update: 'cm'"):
+        load_config(CONFIGS / "cuhk03_detected/cc_osnet.yaml", ["method.memory_update=cm"])
