@@ -244,17 +244,29 @@ class StructurePerturbationPrompt(nn.Module):
 
     def forward(self, images: torch.Tensor, low: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"images": modified [B, 3, H, W], "attention": A [B, h, w], "grid": [B, H, W, 2]}."""
-        if images.dim() != 4 or low.dim() != 4 or images.shape[0] != low.shape[0]:
-            raise ValueError(
-                f"SPP expects images [B, 3, H, W] and features [B, C, h, w], got "
-                f"{tuple(images.shape)} and {tuple(low.shape)}"
-            )
-        attn = self.attention(low)  # [B, h, w]
-        grid = saliency_sampling_grid(attn, (images.shape[2], images.shape[3]), self.sigma)  # [B, H, W, 2]
-        out = F.grid_sample(
-            images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False
-        )  # [B, 3, H, W]
-        return {"images": out, "attention": attn, "grid": grid}
+        return resample_by_attention(images, low, self.attention, self.sigma, "SPP")
+
+
+def resample_by_attention(
+    images: torch.Tensor,
+    feats: torch.Tensor,
+    attention: Callable[[torch.Tensor], torch.Tensor],
+    sigma: float,
+    who: str,
+) -> dict[str, torch.Tensor]:
+    """A prompt's forward: attention A [B, h, w] from `feats`, then the input images resampled through the
+    Gaussian saliency grid of A: {"images" [B, 3, H, W], "attention" A, "grid" [B, H, W, 2]}."""
+    if images.dim() != 4 or feats.dim() != 4 or images.shape[0] != feats.shape[0]:
+        raise ValueError(
+            f"{who} expects images [B, 3, H, W] and features [B, C, h, w], got "
+            f"{tuple(images.shape)} and {tuple(feats.shape)}"
+        )
+    attn = attention(feats)  # [B, h, w]
+    grid = saliency_sampling_grid(attn, (images.shape[2], images.shape[3]), sigma)  # [B, H, W, 2]
+    out = F.grid_sample(
+        images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )  # [B, 3, H, W]
+    return {"images": out, "attention": attn, "grid": grid}
 
 
 class SaliencySamplerPrompt(nn.Module):
@@ -283,17 +295,7 @@ class SaliencySamplerPrompt(nn.Module):
 
     def forward(self, images: torch.Tensor, feats: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"images": modified [B, 3, H, W], "attention": A [B, grid, grid], "grid": [B, H, W, 2]}."""
-        if images.dim() != 4 or feats.dim() != 4 or images.shape[0] != feats.shape[0]:
-            raise ValueError(
-                f"SaliencySamplerPrompt expects images [B, 3, H, W] and features [B, C, h, w], got "
-                f"{tuple(images.shape)} and {tuple(feats.shape)}"
-            )
-        attn = self.attention(feats)  # [B, grid, grid]
-        grid = saliency_sampling_grid(attn, (images.shape[2], images.shape[3]), self.sigma)  # [B, H, W, 2]
-        out = F.grid_sample(
-            images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False
-        )  # [B, 3, H, W]
-        return {"images": out, "attention": attn, "grid": grid}
+        return resample_by_attention(images, feats, self.attention, self.sigma, "SaliencySamplerPrompt")
 
 
 # ------------------------------------------------------------------------------------------------ CAH
