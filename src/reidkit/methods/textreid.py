@@ -102,17 +102,6 @@ def _project(proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _pre_projection(encoder: nn.Module, *args: torch.Tensor) -> torch.Tensor:
-    """The input that `encoder.proj` receives when `encoder(*args)` runs (the pooled, unprojected feature)."""
-    seen: list[torch.Tensor] = []
-    handle = encoder.proj.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
-    try:
-        encoder(*args)
-    finally:
-        handle.remove()
-    return seen[-1]
-
-
 def projection(in_dim: int, dim: int, bn: bool) -> nn.Module:
     """Linear, optionally followed by BatchNorm1d. The BN removes the large component that all pooled
     features share (post-ReLU image features, max-pooled GRU states): without it every cosine similarity
@@ -238,7 +227,7 @@ class TextReID(Method):
     def _text_keys(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Normalised text keys [B, D] from the momentum text encoder (projection per `key_projection`)."""
         if self.key_projection == "live":
-            key = _project(self.text_q.proj, _pre_projection(self.text_k, tokens, lengths))
+            key = _project(self.text_q.proj, self.text_k.pooled(tokens, lengths))
         else:
             key = self.text_k(tokens, lengths)
         return F.normalize(key.float(), dim=1)

@@ -51,6 +51,11 @@ class TextEncoder(nn.Module):
         return int(self.embed.num_embeddings)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(tokens [B, L], lengths [B]) -> the projected feature [B, dim]."""
+        return self.proj(self.pooled(tokens, lengths))
+
+    def pooled(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The BiGRU output max-pooled over the caption's words, before the projection: [B, 2 * hidden]."""
         if tokens.dim() != 2 or lengths.dim() != 1 or lengths.shape[0] != tokens.shape[0]:
             raise ValueError(
                 f"TextEncoder: expected tokens [B, L] and lengths [B], got "
@@ -66,4 +71,4 @@ class TextEncoder(nn.Module):
         packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         h, _ = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))  # [B, max(len), 2H]
-        return self.proj(h.max(dim=1).values)  # [B, 2H] -> [B, out_dim]
+        return h.max(dim=1).values  # [B, 2H]
