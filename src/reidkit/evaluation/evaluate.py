@@ -85,10 +85,15 @@ def _distances(
     device: str | torch.device | None,
     cross_modal: bool,
 ) -> np.ndarray:
-    """[Q, G] distances: plain `metric`, or re-ranked (on L2-normalised features when metric is cosine)."""
+    """[Q, G] distances: plain `metric`, or re-ranked: k-reciprocal (on L2-normalised features when metric is
+    cosine) or, with rerank["method"] == "topk_overlap", TextReID's top-k overlap (cosine only)."""
     qt, gt = _tensor(q, device, metric), _tensor(g, device, metric)
     if rerank is None:
         return pairwise_distance(qt, gt, metric).cpu().numpy()
+    if rerank.get("method") == "topk_overlap":  # TextReID's; _check_rerank keeps "method" only for it
+        if metric != "cosine":
+            raise ValueError(f"topk_overlap re-ranking is defined on cosine similarity, not {metric!r}")
+        return topk_overlap_distance(qt, gt, **{k: v for k, v in rerank.items() if k != "method"})
     fn = cross_modal_rerank if cross_modal else k_reciprocal_rerank
     return fn(qt, gt, **rerank)
 
@@ -137,14 +142,7 @@ def text_to_image_metrics(
     image gallery, with no camera filtering; `rerank` = cross_modal_rerank options, or {"method":
     "topk_overlap", "topk": k, "weight": w} for TextReID's top-k overlap re-ranking (cosine metric only)."""
     gal = unique_images(gallery)
-    rerank = _check_rerank(rerank)
-    if rerank is not None and rerank.get("method") == "topk_overlap":
-        if metric != "cosine":
-            raise ValueError(f"topk_overlap re-ranking is defined on cosine similarity, not {metric!r}")
-        opts = {k: v for k, v in rerank.items() if k != "method"}
-        distmat = topk_overlap_distance(_tensor(query, device, metric), _tensor(gal, device, metric), **opts)
-    else:
-        distmat = _distances(query, gal, metric, rerank, device, cross_modal=True)
+    distmat = _distances(query, gal, metric, _check_rerank(rerank), device, cross_modal=True)
     stats = query_stats(distmat, query.pids, gal.pids, cross_camera=False, ap=ap)
     report = report_from_stats(stats, max(max_rank, max(ks)))
     report.recall_at_k = {k: float(report.cmc[k - 1]) for k in ks}
