@@ -94,13 +94,16 @@ def camera_aware_reference_centroids(
     rows, pids, members = [], [], []
     q_cams_of = {int(p): np.unique(query.camids[query.pids == p]) for p in np.unique(query.pids)}
     for pid in np.unique(gallery.pids):
+        made: set[bytes] = set()  # camera sets already built for this pid
+        of_pid = np.flatnonzero(gallery.pids == pid)
         for c in q_cams_of.get(int(pid), ()):
-            sel = np.flatnonzero((gallery.pids == pid) & (gallery.camids != c))
+            sel = of_pid[gallery.camids[of_pid] != c]
             if sel.size == 0:
                 continue
             used = np.isin(cams, gallery.camids[sel])
-            if any(p == pid and np.array_equal(m, used) for p, m in zip(pids, members, strict=True)):
+            if used.tobytes() in made:
                 continue
+            made.add(used.tobytes())
             rows.append(feats[torch.as_tensor(sel, device=feats.device)].mean(0))
             pids.append(int(pid))
             members.append(used)
