@@ -49,8 +49,6 @@ def cross_modal_info_nce(
         raise ValueError(f"cross_modal_info_nce: temperature must be > 0, got {temperature}")
     if negatives not in NEGATIVE_MODES:
         raise ValueError(f"cross_modal_info_nce: negatives {negatives!r}; valid: {', '.join(NEGATIVE_MODES)}")
-    if negatives == "queue_only":
-        return _queue_only_info_nce(query, keys, ids, queue, queue_ids, temperature)
     cand, cand_ids = keys, ids
     if queue is not None and queue.shape[0] > 0:
         if queue_ids is None:
@@ -63,32 +61,13 @@ def cross_modal_info_nce(
     same = ids.unsqueeze(1) == cand_ids.unsqueeze(0)  # [B, B + N]
     own = torch.zeros_like(same)
     own[:, :b] = torch.eye(b, dtype=torch.bool, device=same.device)  # the positive of each row
-    logits = logits.masked_fill(same & ~own, float("-inf"))
+    if negatives == "queue_only":  # only queue entries, and none whose id is anywhere in the batch
+        drop = torch.ones_like(same)
+        drop[:, b:] = same[:, b:].any(0, keepdim=True)
+    else:  # other batch keys and queue entries, unless they share row i's id
+        drop = same
+    logits = logits.masked_fill(drop & ~own, float("-inf"))
     return F.cross_entropy(logits, torch.arange(b, device=query.device))
-
-
-def _queue_only_info_nce(
-    query: torch.Tensor,
-    keys: torch.Tensor,
-    ids: torch.Tensor,
-    queue: torch.Tensor | None,
-    queue_ids: torch.Tensor | None,
-    temperature: float,
-) -> torch.Tensor:
-    """InfoNCE with logits [s(q_i, k_i), s(q_i, queue entries of ids absent from the batch)] / t."""
-    q, k = F.normalize(query, dim=1), F.normalize(keys, dim=1)
-    pos = (q * k).sum(1, keepdim=True)  # [B, 1]
-    if queue is None or queue.shape[0] == 0:
-        logits = pos
-    else:
-        if queue_ids is None:
-            raise ValueError("cross_modal_info_nce: queue given without queue_ids")
-        _check(queue, queue_ids, "cross_modal_info_nce", "queue")
-        in_batch = (queue_ids.to(ids.dtype).unsqueeze(1) == ids.unsqueeze(0)).any(1)  # [N]
-        neg = q @ F.normalize(queue.to(q.dtype), dim=1).t()  # [B, N]
-        logits = torch.cat([pos, neg.masked_fill(in_batch.unsqueeze(0), float("-inf"))], dim=1)
-    target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)  # column 0: the positive
-    return F.cross_entropy(logits / temperature, target)
 
 
 def alignment_loss(
